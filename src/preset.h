@@ -1,5 +1,5 @@
 /*
- * preset.h - the policy files shipped inside the binary (presets/*.pol,
+ * preset.h - the policy files shipped inside the binary (presets/NAME.pol,
  * embedded at build time by cmake/embed.cmake).
  */
 #ifndef SD_PRESET_H
