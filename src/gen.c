@@ -18,7 +18,8 @@
  * start + floor(ip_bytes_before_i * 8e9 / rate), computed in 128-bit
  * integers so that policer tests can predict every timestamp exactly.
  *
- * This is test support: on a frame that cannot be built or a pcap that
+ * It serves the tests, the benchmarks and the offline demo, all of which
+ * build from fixed inputs: on a frame that cannot be built or a pcap that
  * cannot be written, the conversation helpers print a message and abort.
  */
 #include "gen.h"
