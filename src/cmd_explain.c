@@ -1,12 +1,11 @@
-/* cmd_explain.c - 'slowdown explain' (not written yet). */
-#include <stdio.h>
+/* cmd_explain.c - 'slowdown explain': 'slowdown pcap --why', table output. */
+#include <stdbool.h>
 
 #include "cli.h"
 
+int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default);
+
 int sd_explain_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "slowdown explain: not implemented yet\n");
-    return SD_EXIT_ERR;
+    return sd_pcap_cmd(argc, argv, "explain", true);
 }

@@ -1,12 +1,281 @@
-/* cmd_pcap.c - 'slowdown pcap' (not written yet). */
+/*
+ * cmd_pcap.c - 'slowdown pcap': the censor over captured traffic.
+ *
+ * Reads pcap and pcapng files with libpcap (nanosecond timestamps where the
+ * file has them), feeds every packet to one engine in file order with its
+ * capture time, writes what the censor let through with -o, and prints the
+ * flows (a table, or the JSON lines of the interface contract). Several files
+ * are one capture, read one after the other.
+ */
+#include <getopt.h>
+#include <pcap/pcap.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "clipolicy.h"
+#include "engine.h"
+#include "pkt.h"
+#include "policy.h"
+#include "report.h"
+
+struct run {
+    const char *cmd;
+    pcap_dumper_t *dump;
+    pcap_t *dead;
+    int out_dlt;
+    uint8_t link[128]; /* link header of the latest packet, for rewritten packets */
+    size_t link_len;
+    unsigned long long frames, undecoded;
+};
+
+static void usage(FILE *f, const char *cmd)
+{
+    fprintf(f,
+            "Usage: slowdown %s [OPTIONS] FILE...\n\n"
+            "Runs the censor over captured traffic (pcap or pcapng) and prints one line per flow.\n\n"
+            "Options:\n%s"
+            "  --json             one JSON line per flow, then a summary line\n"
+            "  -o, --write FILE   write the packets the censor let through (pcap)\n"
+            "  -f, --filter BPF   only packets matching this capture filter\n"
+            "  --why              explain each flow: what was inspected, parsed and decided\n"
+            "  --max-flows N      flow table capacity (default 1048576)\n"
+            "  -h, --help         this help\n\n"
+            "Without --preset or --policy the 'observe' preset is used (parse everything, act on nothing).\n",
+            cmd, sd_clipolicy_help);
+}
+
+static bool dlt_supported(int dlt)
+{
+    switch (dlt) {
+    case SD_DLT_NULL:
+    case SD_DLT_EN10MB:
+    case SD_DLT_RAW:
+    case SD_DLT_RAW_BSD:
+    case SD_DLT_RAW_FILE:
+    case SD_DLT_LOOP:
+    case SD_DLT_LINUX_SLL:
+    case SD_DLT_IPV4:
+    case SD_DLT_IPV6:
+    case SD_DLT_LINUX_SLL2:
+        return true;
+    }
+    return false;
+}
+
+static void write_frame(struct run *r, uint64_t ts_ns, const uint8_t *data, size_t len)
+{
+    struct pcap_pkthdr h;
+    h.ts.tv_sec = (time_t)(ts_ns / 1000000000u);
+    h.ts.tv_usec = (suseconds_t)((ts_ns % 1000000000u) / 1000u);
+    h.caplen = h.len = (bpf_u_int32)len;
+    pcap_dump((u_char *)r->dump, &h, data);
+}
+
+/* A rewritten or released L3 packet gets the link header of the packet it
+ * came from. */
+static void write_l3(struct run *r, uint64_t ts_ns, const uint8_t *l3, size_t len)
+{
+    uint8_t buf[65536 + 128];
+    if (r->link_len + len > sizeof(buf))
+        return;
+    memcpy(buf, r->link, r->link_len);
+    memcpy(buf + r->link_len, l3, len);
+    write_frame(r, ts_ns, buf, r->link_len + len);
+}
+
+static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns)
+{
+    struct run *r = ((void **)arg)[1];
+    if (r->dump)
+        write_l3(r, ts_ns, l3, len);
+}
+
+static void on_flow_end(void *arg, const struct sd_flow_report *fr)
+{
+    sd_report_add(((void **)arg)[0], fr);
+}
+
+static int run_file(struct run *r, struct sd_engine *e, const char *path, const char *filter, const char *out_path)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!pc) {
+        fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, path, err);
+        return 1;
+    }
+    int dlt = pcap_datalink(pc);
+    int rc = 0;
+    if (!dlt_supported(dlt)) {
+        const char *name = pcap_datalink_val_to_name(dlt);
+        fprintf(stderr, "slowdown %s: %s: unsupported link type %d (%s)\n", r->cmd, path, dlt, name ? name : "unknown");
+        pcap_close(pc);
+        return 1;
+    }
+    if (filter) {
+        struct bpf_program prog;
+        if (pcap_compile(pc, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(pc, &prog) != 0) {
+            fprintf(stderr, "slowdown %s: filter '%s': %s\n", r->cmd, filter, pcap_geterr(pc));
+            pcap_close(pc);
+            return 2;
+        }
+        pcap_freecode(&prog);
+    }
+    if (out_path && !r->dump) {
+        r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
+        r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
+        if (!r->dump) {
+            fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path, r->dead ? pcap_geterr(r->dead) : "cannot open");
+            pcap_close(pc);
+            return 1;
+        }
+        r->out_dlt = dlt;
+    } else if (r->dump && dlt != r->out_dlt) {
+        fprintf(stderr, "slowdown %s: %s: link type %d differs from the first file's (%d); -o needs one link type\n",
+                r->cmd, path, dlt, r->out_dlt);
+        pcap_close(pc);
+        return 1;
+    }
+
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int nx;
+    while ((nx = pcap_next_ex(pc, &h, &data)) == 1) {
+        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec; /* nano precision */
+        struct sd_pkt pkt;
+        struct sd_verdict v = {SD_V_PASS, NULL, 0};
+        r->frames++;
+        if (sd_pkt_decode(&pkt, dlt, data, h->caplen) == 0) {
+            if (r->dump && pkt.l3_off <= sizeof(r->link)) {
+                memcpy(r->link, data, pkt.l3_off);
+                r->link_len = pkt.l3_off;
+            }
+            sd_engine_packet(e, &pkt, ts, &v);
+        } else {
+            r->undecoded++;
+        }
+        if (!r->dump)
+            continue;
+        if (v.kind == SD_V_PASS)
+            write_frame(r, ts, data, h->caplen);
+        else if (v.kind == SD_V_REPLACE)
+            write_l3(r, ts, v.data, v.len);
+    }
+    if (nx == PCAP_ERROR) {
+        fprintf(stderr, "slowdown %s: %s: %s (after %llu packets)\n", r->cmd, path, pcap_geterr(pc), r->frames);
+        rc = 1;
+    }
+    pcap_close(pc);
+    return rc;
+}
+
+int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default);
+
+int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
+{
+    static const struct option opts[] = {
+        SD_CLIPOLICY_OPTIONS,
+        {"json", no_argument, NULL, 'j'},
+        {"write", required_argument, NULL, 'o'},
+        {"filter", required_argument, NULL, 'f'},
+        {"why", no_argument, NULL, 'w'},
+        {"max-flows", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct sd_clipolicy cp = {0};
+    bool json = false, why = why_default;
+    const char *out = NULL, *filter = NULL;
+    unsigned long max_flows = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ho:f:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = true;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'f':
+            filter = optarg;
+            break;
+        case 'w':
+            why = true;
+            break;
+        case 'm': {
+            char *end;
+            max_flows = strtoul(optarg, &end, 10);
+            if (*end || max_flows == 0 || max_flows > (1ul << 30)) {
+                fprintf(stderr, "slowdown %s: --max-flows: expected 1 to 1073741824, got '%s'\n", cmd, optarg);
+                return SD_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'h':
+            usage(stdout, cmd);
+            return SD_EXIT_OK;
+        default:
+            if (c >= 0x100 && c <= 0x103) {
+                if (sd_clipolicy_opt(&cp, cmd, c, optarg))
+                    return SD_EXIT_USAGE;
+                break;
+            }
+            usage(stderr, cmd);
+            return SD_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "slowdown %s: no capture file given\n", cmd);
+        usage(stderr, cmd);
+        return SD_EXIT_USAGE;
+    }
+    struct sd_policy *pol = sd_clipolicy_build(&cp, cmd, "observe");
+    if (!pol)
+        return SD_EXIT_ERR;
+    struct sd_report *rep = sd_report_new();
+    struct run r = {.cmd = cmd};
+    void *args[2] = {rep, &r};
+    struct sd_engine_config cfg = {
+        .max_flows = (uint32_t)max_flows,
+        .track = true,
+        .explain = why,
+        .on_flow_end = on_flow_end,
+        .on_release = on_release,
+        .arg = args,
+    };
+    struct sd_engine *e = rep ? sd_engine_new(pol, &cfg) : NULL;
+    if (!e) {
+        fprintf(stderr, "slowdown %s: out of memory (try a smaller --max-flows)\n", cmd);
+        sd_report_free(rep);
+        sd_policy_free(pol);
+        return SD_EXIT_ERR;
+    }
+    int rc = 0;
+    for (int i = optind; i < argc && rc == 0; i++)
+        rc = run_file(&r, e, argv[i], filter, out);
+    sd_engine_free(e); /* reports the flows still open */
+    if (rc != 2) {
+        if (json)
+            sd_report_print_json(rep, stdout);
+        else
+            sd_report_print_table(rep, stdout, why);
+    }
+    if (r.dump)
+        pcap_dump_close(r.dump);
+    if (r.dead)
+        pcap_close(r.dead);
+    sd_report_free(rep);
+    sd_policy_free(pol);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "slowdown %s: cannot write the output\n", cmd);
+        return SD_EXIT_ERR;
+    }
+    return rc == 0 ? SD_EXIT_OK : rc == 2 ? SD_EXIT_USAGE : SD_EXIT_ERR;
+}
 
 int sd_pcap_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "slowdown pcap: not implemented yet\n");
-    return SD_EXIT_ERR;
+    return sd_pcap_cmd(argc, argv, "pcap", false);
 }

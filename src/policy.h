@@ -32,6 +32,9 @@ enum sd_tls_mode {
     SD_TLS_STRICT = 0,  /* 2021: one segment, first record, whole hello in it */
     SD_TLS_RECORDS = 1, /* 2024: records inside one segment are reassembled */
     SD_TLS_STREAM = 2,  /* 2026 / observe: the TCP stream is reassembled (in and out of order) */
+    SD_TLS_HELLO = 3,   /* 2024-25: a ClientHello whose first segment starts with its record header is
+                           gathered from the following in-order segments; out-of-order pieces, or a first
+                           segment too short to hold the record header, are not reassembled */
 };
 
 enum sd_quic_mode {

@@ -11,6 +11,8 @@
  *   0            contig      r[0].start  r[0].end     r[1].start ...
  *   |############|...hole....|###########|...hole.....|####
  */
+#include <limits.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "reasm.h"
@@ -19,7 +21,8 @@ void sd_reasm_init(struct sd_reasm *r, uint8_t *buf, uint32_t cap)
 {
     memset(r, 0, sizeof(*r));
     r->data = buf;
-    r->cap = cap;
+    /* sd_reasm_add() returns the contiguous length as an int. */
+    r->cap = cap > INT_MAX ? INT_MAX : cap;
 }
 
 /* Copies the bytes of [s, e) that are not yet present. Present means below
@@ -45,19 +48,19 @@ int sd_reasm_add(struct sd_reasm *r, uint64_t off, const uint8_t *p, size_t n)
             r->clipped = 1;
         return (int)r->contig;
     }
-    uint64_t end64 = off + n;
-    if (end64 > r->cap) {
-        end64 = r->cap;
-        r->clipped = 1;
-    }
-    uint32_t s = (uint32_t)off, e = (uint32_t)end64;
-    if (e <= r->contig)
+    /* off < cap here, so cap - off cannot wrap (off + n could). */
+    bool clip = n > r->cap - off;
+    uint32_t s = (uint32_t)off, e = clip ? r->cap : (uint32_t)(off + n);
+    if (e <= r->contig) {
+        r->clipped |= clip;
         return (int)r->contig;
+    }
 
     uint32_t ns = SD_MAX(s, r->contig), ne = e;
     if (ns == r->contig) {
         /* The piece extends the prefix: grow it and absorb the ranges it reaches. */
         copy_new(r, s, e, p, off);
+        r->clipped |= clip;
         r->contig = ne;
         int k = 0;
         while (k < r->n && r->r[k].start <= r->contig) {
@@ -83,6 +86,7 @@ int sd_reasm_add(struct sd_reasm *r, uint64_t off, const uint8_t *p, size_t n)
         return SD_ENOMEM;
 
     copy_new(r, s, e, p, off);
+    r->clipped |= clip;
     r->high = SD_MAX(r->high, e);
     if (merged > 0) {
         ns = SD_MIN(ns, r->r[first].start);

@@ -1,0 +1,95 @@
+/*
+ * clipolicy.c - building a policy from the command line's --preset,
+ * --policy, --inside and --at.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clipolicy.h"
+#include "timeline.h"
+
+const char sd_clipolicy_help[] =
+    "  --preset NAME      built-in policy (see 'slowdown presets')\n"
+    "  --policy FILE      policy file; with --preset it adds to the preset (repeatable)\n"
+    "  --inside CIDRS     subscriber side of the censor, comma-separated\n"
+    "                     (default 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7)\n"
+    "  --at TIME          the presets in force at TIME (UTC, e.g. 2021-03-10T09:00Z)\n";
+
+int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const char *arg)
+{
+    switch (opt) {
+    case 0x100:
+        cp->preset = arg;
+        return 0;
+    case 0x101:
+        if (cp->n_files == SD_CLIPOLICY_MAX_FILES) {
+            fprintf(stderr, "slowdown %s: at most %d --policy files\n", cmd, SD_CLIPOLICY_MAX_FILES);
+            return 2;
+        }
+        cp->files[cp->n_files++] = arg;
+        return 0;
+    case 0x102:
+        cp->inside = arg;
+        return 0;
+    case 0x103:
+        cp->at = arg;
+        return 0;
+    }
+    return 2;
+}
+
+static struct sd_policy *report(struct sd_policy_builder *b, const char *cmd, const struct sd_policy_error *err)
+{
+    char msg[1024];
+    sd_policy_error_format(err, msg, sizeof(msg));
+    fprintf(stderr, "slowdown %s: %s\n", cmd, msg);
+    sd_policy_builder_free(b);
+    return NULL;
+}
+
+struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *cmd, const char *default_preset)
+{
+    struct sd_policy_error err;
+    if (cp->preset && cp->at) {
+        fprintf(stderr, "slowdown %s: --preset and --at exclude each other\n", cmd);
+        return NULL;
+    }
+    struct sd_policy_builder *b = sd_policy_builder_new();
+    if (!b) {
+        fprintf(stderr, "slowdown %s: out of memory\n", cmd);
+        return NULL;
+    }
+    if (cp->at) {
+        int64_t t;
+        if (sd_time_parse(cp->at, &t)) {
+            fprintf(stderr, "slowdown %s: --at: invalid time '%s' (use e.g. 2021-03-10T09:00Z)\n", cmd, cp->at);
+            sd_policy_builder_free(b);
+            return NULL;
+        }
+        const char *names[32];
+        size_t n = sd_timeline_at(t, names, SD_COUNTOF(names));
+        if (n == 0) {
+            fprintf(stderr, "slowdown %s: --at %s: no preset of the timeline was in force then (it starts "
+                            "2021-03-10T07:00Z)\n", cmd, cp->at);
+            sd_policy_builder_free(b);
+            return NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (sd_policy_builder_preset(b, names[i], &err))
+                return report(b, cmd, &err);
+    } else if (cp->preset || (!cp->n_files && default_preset)) {
+        if (sd_policy_builder_preset(b, cp->preset ? cp->preset : default_preset, &err))
+            return report(b, cmd, &err);
+    }
+    for (int i = 0; i < cp->n_files; i++)
+        if (sd_policy_builder_file(b, cp->files[i], &err))
+            return report(b, cmd, &err);
+    if (cp->inside && sd_policy_builder_inside(b, cp->inside, &err))
+        return report(b, cmd, &err);
+    struct sd_policy *p = sd_policy_builder_finish(b, &err);
+    if (!p)
+        return report(b, cmd, &err);
+    sd_policy_builder_free(b);
+    return p;
+}

@@ -1,0 +1,43 @@
+/*
+ * clipolicy.h - the policy options every censor command shares:
+ * --preset NAME, --policy FILE (repeatable; adds to the preset), --inside
+ * CIDRS and --at TIME (the presets in force at that moment, from the
+ * timeline). Collects them while options are parsed, then builds the policy.
+ */
+#ifndef SD_CLIPOLICY_H
+#define SD_CLIPOLICY_H
+
+#include <stdbool.h>
+
+#include "policy.h"
+
+enum { SD_CLIPOLICY_MAX_FILES = 8 };
+
+struct sd_clipolicy {
+    const char *preset;
+    const char *files[SD_CLIPOLICY_MAX_FILES];
+    int n_files;
+    const char *inside;
+    const char *at;
+};
+
+/* The getopt_long entries, to be spliced into a command's table; their
+ * values are 0x100 + k. */
+#define SD_CLIPOLICY_OPTIONS                                                                                           \
+    {"preset", required_argument, NULL, 0x100}, {"policy", required_argument, NULL, 0x101},                            \
+        {"inside", required_argument, NULL, 0x102}, {"at", required_argument, NULL, 0x103}
+
+/* Handles one option value |opt| (0x100..0x103). Returns 0, or 2 (usage) with
+ * a message on stderr. */
+int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const char *arg);
+
+/* Builds the policy: the preset (or the presets in force --at a time, or
+ * |default_preset| when neither is given and no file is), then the files,
+ * then --inside. On error prints "FILE:LINE:COL: message" (prefixed by
+ * |cmd|) and returns NULL. */
+struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *cmd, const char *default_preset);
+
+/* Lines of the help text describing these options. */
+extern const char sd_clipolicy_help[];
+
+#endif

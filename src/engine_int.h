@@ -1,0 +1,100 @@
+/*
+ * engine_int.h - the engine's internal structures, shared by engine.c (flow
+ * life cycle, verdicts), inspect.c (what the payload says) and act.c (what
+ * the action does to a packet). Not part of the engine's API.
+ */
+#ifndef SD_ENGINE_INT_H
+#define SD_ENGINE_INT_H
+
+#include "engine.h"
+#include "flow.h"
+#include "names.h"
+#include "pkt.h"
+#include "policy.h"
+#include "reasm.h"
+
+struct sd_quic_ctx;
+
+/* Bits of sd_flow.state. */
+enum {
+    SD_FS_KEEP = 1 << 0,      /* keep-looking mode entered (B6) */
+    SD_FS_FACT = 1 << 1,      /* an inspection fact (hello, host, qname) was evaluated */
+    SD_FS_ISN = 1 << 2,       /* u.r.isn holds the client's first sequence number */
+    SD_FS_RST_SENT = 1 << 3,  /* freeze: the RST was sent */
+    SD_FS_SEEN_S2C = 1 << 4,  /* a packet from the server was seen */
+    SD_FS_QUIC = 1 << 5,      /* the first datagram looked like QUIC */
+};
+
+/* Per-flow extras kept in tracking mode (pcap reports, explain). */
+struct sd_flow_ext {
+    uint64_t seq, first_ns, last_ns;
+    uint64_t packets[2], bytes[2], dropped[2];
+    uint32_t npkt;            /* packets seen, for the trace */
+    char *name[3];            /* sni, http host, dns qname (malloc'd once per flow) */
+    uint16_t name_len[3];
+    char *why;                /* explain trace */
+    size_t why_len, why_cap;
+};
+
+enum { SD_NAME_SNI = 0, SD_NAME_HOST = 1, SD_NAME_QNAME = 2 };
+
+struct sd_reasm_slot {
+    struct sd_reasm r;
+    uint32_t next_free;
+};
+
+/* What inspection of one packet found: the facts rules are evaluated on. */
+struct sd_facts {
+    struct sd_iov sni;        /* TLS/QUIC server_name */
+    struct sd_iov host;       /* HTTP Host / CONNECT */
+    struct sd_iov qname;      /* DNS */
+    bool hello;               /* a ClientHello was parsed */
+    bool quic;                /* the hello came from QUIC */
+    bool ech;
+    bool quic_hdr;            /* the QUIC header rule matched */
+    bool quic_fail;
+};
+
+struct sd_engine {
+    const struct sd_policy *pol;
+    struct sd_engine_config cfg;
+    struct sd_flow_table *ft;
+    struct sd_flow_ext *ext;  /* NULL unless cfg.track */
+    uint64_t epoch_ns, now_ns;
+    bool have_epoch;
+    uint64_t next_seq;
+    uint32_t sweep_hand;
+    uint64_t rng;
+    struct sd_reasm_slot *rslots;
+    uint8_t *rmem;
+    uint32_t rfree;           /* free list head of rslots */
+    uint8_t *scratch;         /* TLS stream scratch, reasm_bytes */
+    struct sd_quic_ctx *quic;
+    uint8_t out[128];         /* replacement packet */
+    struct sd_engine_stats st;
+};
+
+/* inspect.c: looks at the payload of |pkt| for flow |slot| in direction |dir|
+ * (0 c2s, 1 s2c); fills |facts|; returns true when inspection of the flow
+ * should end after this packet (gave up, budget exhausted, decided). */
+bool sd__inspect(struct sd_engine *e, uint32_t slot, struct sd_flow *f, const struct sd_pkt *pkt, int dir,
+                 struct sd_facts *facts);
+void sd__reasm_release(struct sd_engine *e, struct sd_flow *f);
+void sd__trace(struct sd_engine *e, uint32_t slot, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v);
+
+/* act.c: applies the flow's action to the packet. */
+/* |prev_ms| is the flow's last-seen time before this packet (long idle gaps
+ * are measured from it: the policer's 32-bit nanosecond clock wraps). */
+void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, int dir, bool trigger_pkt,
+             uint32_t prev_ms, struct sd_verdict *v);
+void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a);
+
+static inline bool sd__flow_is_inside(const struct sd_engine *e, int family, const uint8_t *addr)
+{
+    if (e->pol->inside_set < 0)
+        return false;
+    return (sd_ipset_lookup(e->pol->ips, family, addr) >> e->pol->inside_set) & 1;
+}
+
+#endif
