@@ -359,6 +359,9 @@ static pid_t start_daemon(struct setup *s, int role, char *const argv[], const c
     if (pid == 0) {
         int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL); /* the caller may block INT/TERM while the lab is up */
         if (lfd < 0 || nul < 0 || setsid() < 0 || setns(nsfd, CLONE_NEWNET) < 0)
             _exit(126);
         dup2(nul, 0);
