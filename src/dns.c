@@ -12,9 +12,13 @@
  * like two labels to a name matcher), is written as a \DDD decimal escape.
  * A decoded name longer than SD_DNS_NAME_MAX characters is rejected.
  *
- * Compression pointers are followed only backwards (to an offset before the
- * pointer itself, and past the header) and at most DNS_MAX_HOPS times; with
- * the 255-byte bound on the expanded wire name this ends every loop.
+ * Compression pointers are followed only backwards: the target lies past the
+ * header and before the pointer, and everything read from there on must lie
+ * before the pointer too (a name may not run into or past its own pointer).
+ * Each jump thus shrinks the readable region, which rules out loops; the
+ * DNS_MAX_HOPS bound and the 255-byte wire bound stand behind that. It also
+ * means every byte the name uses lies before the question's end, so the
+ * count returned covers all the bytes read.
  * Truncation anywhere gives SD_EAGAIN; every other check fails only on bytes
  * already present, so a prefix of a message yields SD_EAGAIN or the answer
  * the whole message gives.
@@ -67,24 +71,28 @@ static int append_label(struct sd_dns_query *q, const uint8_t *l, size_t n)
  */
 static int read_name(const uint8_t *msg, const uint8_t *end, size_t off, struct sd_dns_query *q, size_t *after)
 {
-    size_t len = (size_t)(end - msg), pos = off, wire = 1;
+    /* |lim| bounds the bytes the name may use: the message, and after a jump
+     * only the bytes before that pointer. A shortfall before any jump means
+     * "cut short"; after one it means the name runs into its own pointer. */
+    size_t lim = (size_t)(end - msg), pos = off, wire = 1;
     bool jumped = false;
     int hops = 0;
     for (;;) {
-        if (pos >= len)
-            return SD_EAGAIN;
+        if (pos >= lim)
+            return jumped ? SD_EPROTO : SD_EAGAIN;
         uint8_t l = msg[pos];
         if (l == 0)
             break;
         if ((l & 0xc0) == 0xc0) {
-            if (len - pos < 2)
-                return SD_EAGAIN;
+            if (lim - pos < 2)
+                return jumped ? SD_EPROTO : SD_EAGAIN;
             size_t target = (size_t)(l & 0x3f) << 8 | msg[pos + 1];
             if (target >= pos || target < DNS_HDR || ++hops > DNS_MAX_HOPS)
                 return SD_EPROTO;
             if (!jumped)
                 *after = pos + 2;
             jumped = true;
+            lim = pos;
             pos = target;
             continue;
         }
@@ -93,8 +101,8 @@ static int read_name(const uint8_t *msg, const uint8_t *end, size_t off, struct 
         wire += 1 + (size_t)l;
         if (wire > DNS_WIRE_MAX)
             return SD_EPROTO;
-        if (len - pos - 1 < l)
-            return SD_EAGAIN;
+        if (lim - pos - 1 < l)
+            return jumped ? SD_EPROTO : SD_EAGAIN;
         if (append_label(q, msg + pos + 1, l) != 0)
             return SD_EPROTO;
         pos += 1 + (size_t)l;

@@ -152,6 +152,14 @@ static void test_pointers(void **state)
     size_t n = make_query(m, back, sizeof(back));
     assert_int_equal(parse(m, n, &q), 20); /* the pointer ends the question's name */
     assert_string_equal(q.name, "\\000");
+    /* The target's label would run past the pointer: found by fuzzing, where
+     * the count returned then did not cover the bytes the name was read from. */
+    static const uint8_t overlap[] = {1, 5, 0xc0, 13, 'a', 'b', 'c', 'd', 0};
+    n = make_query(m, overlap, sizeof(overlap));
+    assert_int_equal(parse(m, n, &q), SD_EPROTO);
+    static const uint8_t into_ptr[] = {1, 1, 0xc0, 13};
+    n = make_query(m, into_ptr, sizeof(into_ptr));
+    assert_int_equal(parse(m, n, &q), SD_EPROTO);
     static const uint8_t loop[] = {3, 'a', 'b', 'c', 0xc0, 12};
     n = make_query(m, loop, sizeof(loop));
     assert_int_equal(parse(m, n, &q), SD_EPROTO);
