@@ -177,10 +177,20 @@ static int parse_hello_body(const uint8_t *p, const uint8_t *end, struct sd_tls_
     return parse_extensions(p, end, h);
 }
 
-/* Parses the hello body of |hs_len| bytes at |p| into |h|. */
+/* Parses the hello body of |hs_len| bytes at |p| into |h|. On failure the
+ * views a partial walk may have set are cleared, so none outlives an error. */
 static int walk_hello(const uint8_t *p, uint32_t hs_len, struct sd_tls_hello *h)
 {
-    return parse_hello_body(p, p + hs_len, h);
+    int rc = parse_hello_body(p, p + hs_len, h);
+    if (rc != 0) {
+        memset(&h->sni, 0, sizeof(h->sni));
+        memset(h->alpn, 0, sizeof(h->alpn));
+        h->n_alpn = 0;
+        h->has_sni = h->has_ech = h->has_padding = false;
+        h->padding_len = 0;
+        h->n_ext = 0;
+    }
+    return rc;
 }
 
 bool sd_tls_looks_like_record(const uint8_t *p, const uint8_t *end)

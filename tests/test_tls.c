@@ -595,6 +595,14 @@ static void test_hello_vectors(void **state)
     static const uint8_t cut[] = {0, 21, 0};
     n = raw_hello(r, 0, 2, 1, cut, sizeof(cut), 0);
     assert_int_equal(sd_tls_strict(r, r + n, &h), SD_EPROTO);
+    /* A good server_name, then a malformed extension: no view survives the error. */
+    static const uint8_t late[] = {0, 0, 0, 8, 0, 6, 0, 0, 3, 'o', 'n', 'e', 0, 21, 0};
+    n = raw_hello(r, 0, 2, 1, late, sizeof(late), 0);
+    assert_int_equal(sd_tls_strict(r, r + n, &h), SD_EPROTO);
+    assert_null(h.sni.p);
+    assert_false(h.has_sni);
+    assert_int_equal(sd_tls_client_hello(r + 5, r + n, &h), SD_EPROTO);
+    assert_null(h.sni.p);
     /* A body too short for version and random. */
     static const uint8_t stub[] = {22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0, 0};
     assert_int_equal(sd_tls_strict(stub, stub + sizeof(stub), &h), SD_EPROTO);
