@@ -16,7 +16,9 @@
 #include "cli.h"
 #include "cmdopt.h"
 #include "delayline.h"
+#include "fetch.h"
 #include "lab.h"
+#include "mono.h"
 
 enum { MAX_EXTRA = 16 };
 
@@ -27,6 +29,7 @@ static void usage(FILE *f)
             "       slowdown lab exec ID client|censor|server -- COMMAND [ARGS...]\n"
             "       slowdown lab down ID|--all\n"
             "       slowdown lab list\n"
+            "       slowdown lab fetch [OPTIONS] ADDR   (one measurement; see --help)\n"
             "\n"
             "A client / censor / server network in three network namespaces (root only):\n"
             "  client 192.0.2.2, 2001:db8:1::2  ->  censor (router, slowdown run)  ->\n"
@@ -209,6 +212,126 @@ static int exec_main(int argc, char **argv)
     return 127;
 }
 
+static void fetch_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: slowdown lab fetch [OPTIONS] ADDR\n"
+            "\n"
+            "One measurement against a slowdown serve at ADDR (IPv4 or IPv6): a real TLS\n"
+            "handshake with the SNI given, then a download (or upload); prints one JSON line.\n"
+            "Run it in the lab with: slowdown lab exec ID client -- slowdown lab fetch ...\n"
+            "\n"
+            "  --sni NAME          server_name to send (default: none)\n"
+            "  --plain             plain TCP instead of TLS\n"
+            "  --port N            server port (default 443, or 80 with --plain)\n"
+            "  --seconds S         transfer for S seconds (default 3 when no --bytes)\n"
+            "  --bytes N           transfer N bytes (k/m/g suffix)\n"
+            "  --up                upload instead of download\n"
+            "  --hello SNI         plain: send a ClientHello for SNI as the first payload\n"
+            "  --invert            with --hello: every byte of it inverted (the control of XUE21)\n"
+            "  --tls12             at most TLS 1.2\n"
+            "  --bind ADDR         source address\n"
+            "  --src-port N        source port\n"
+            "  --skip S            leave the first S seconds out of kbps (default 1)\n");
+}
+
+struct fetch_opts {
+    struct sd_fetch_opts o;
+    uint64_t skip_ns, v;
+    uint8_t hello[2048];
+    const char *hello_sni;
+    bool invert;
+};
+
+static int fetch_parse(int argc, char **argv, struct fetch_opts *f)
+{
+    enum { O_SNI = 256, O_PLAIN, O_PORT, O_SECONDS, O_BYTES, O_UP, O_HELLO, O_INVERT, O_TLS12, O_BIND, O_SPORT,
+           O_SKIP };
+    static const struct option lo[] = {
+        {"sni", 1, NULL, O_SNI},       {"plain", 0, NULL, O_PLAIN}, {"port", 1, NULL, O_PORT},
+        {"seconds", 1, NULL, O_SECONDS}, {"bytes", 1, NULL, O_BYTES}, {"up", 0, NULL, O_UP},
+        {"hello", 1, NULL, O_HELLO},   {"invert", 0, NULL, O_INVERT}, {"tls12", 0, NULL, O_TLS12},
+        {"bind", 1, NULL, O_BIND},     {"src-port", 1, NULL, O_SPORT}, {"skip", 1, NULL, O_SKIP},
+        {"help", 0, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    bool bad = false, port_set = false;
+    int c;
+
+    f->skip_ns = SD_NS_PER_S;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case O_SNI: f->o.sni = optarg; break;
+        case O_PLAIN: f->o.plain = true; break;
+        case O_PORT: bad = sd_opt_u64(optarg, 65535, 0, &f->v) < 0 || !f->v; f->o.port = (uint16_t)f->v; port_set = true; break;
+        case O_SECONDS: bad = sd_opt_seconds(optarg, &f->o.duration_ns) < 0; break;
+        case O_BYTES: bad = sd_opt_u64(optarg, UINT64_MAX >> 1, 1, &f->o.bytes) < 0; break;
+        case O_UP: f->o.dir = SD_FETCH_UP; break;
+        case O_HELLO: f->hello_sni = optarg; break;
+        case O_INVERT: f->invert = true; break;
+        case O_TLS12: f->o.tls_max_version = 0x0303; break; /* TLS1_2_VERSION */
+        case O_BIND: f->o.bind_addr = optarg; break;
+        case O_SPORT: bad = sd_opt_u64(optarg, 65535, 0, &f->v) < 0; f->o.src_port = (uint16_t)f->v; break;
+        case O_SKIP: bad = sd_opt_seconds(optarg, &f->skip_ns) < 0; break;
+        case 'h': fetch_usage(stdout); return 1000 + SD_EXIT_OK;
+        default: bad = true; break;
+        }
+    }
+    if (bad || optind != argc - 1 || (f->hello_sni && !f->o.plain) || (f->invert && !f->hello_sni)) {
+        fprintf(stderr, "slowdown lab fetch: bad options (--hello needs --plain, --invert needs --hello)\n");
+        fetch_usage(stderr);
+        return 1000 + SD_EXIT_USAGE;
+    }
+    f->o.addr = argv[optind];
+    if (!port_set)
+        f->o.port = f->o.plain ? SD_LAB_PLAIN_PORT : SD_LAB_TLS_PORT;
+    if (!f->o.bytes && !f->o.duration_ns)
+        f->o.duration_ns = 3ull * SD_NS_PER_S;
+    if (f->hello_sni) {
+        int n = sd_fetch_client_hello(f->hello_sni, f->hello, sizeof(f->hello));
+        if (n < 0) {
+            fprintf(stderr, "slowdown lab fetch: cannot make a ClientHello for '%s'\n", f->hello_sni);
+            return 1000 + SD_EXIT_ERR;
+        }
+        for (int i = 0; f->invert && i < n; i++)
+            f->hello[i] = (uint8_t)~f->hello[i];
+        f->o.first = f->hello;
+        f->o.first_len = (size_t)n;
+    }
+    return 0;
+}
+
+static int fetch_main(int argc, char **argv)
+{
+    static const char *const stages[] = {"connect", "handshake", "transfer"};
+    struct fetch_opts f;
+    struct sd_fetch_result r;
+    uint64_t bins[1200];
+
+    memset(&f, 0, sizeof(f));
+    int rc = fetch_parse(argc, argv, &f);
+    if (rc)
+        return rc - 1000;
+    f.o.bins = bins;
+    f.o.max_bins = (uint32_t)SD_COUNTOF(bins);
+    signal(SIGPIPE, SIG_IGN);
+    if (sd_fetch_run(&f.o, &r) < 0) {
+        fprintf(stderr, "slowdown lab fetch: %s\n", r.detail[0] ? r.detail : "bad options");
+        return SD_EXIT_ERR;
+    }
+    printf("{\"type\":\"fetch\",\"addr\":\"%s\",\"port\":%u,\"sni\":", f.o.addr, f.o.port);
+    printf(f.o.sni ? "\"%s\"" : "%snull", f.o.sni ? f.o.sni : "");
+    printf(",\"direction\":\"%s\",\"kbps\":%.1f,\"bytes\":%llu,\"end\":\"%s\",\"stage\":\"%s\","
+           "\"connect_ms\":%.3f,\"handshake_ms\":%.3f,\"ttfb_ms\":%.3f,\"duration_s\":%.3f,\"tls\":\"%s\"}\n",
+           f.o.dir == SD_FETCH_UP ? "up" : "down", sd_fetch_kbps(&r, bins, 0, f.skip_ns),
+           (unsigned long long)r.bytes, sd_fetch_end_name(r.end), stages[r.stage], (double)r.connect_ns / 1e6,
+           (double)r.handshake_ns / 1e6, (double)r.ttfb_ns / 1e6, (double)r.transfer_ns / 1e9, r.tls_version);
+    if (r.detail[0] && r.end != SD_FETCH_DONE)
+        fprintf(stderr, "slowdown lab fetch: %s: %s\n", sd_fetch_end_name(r.end), r.detail);
+    return SD_EXIT_OK;
+}
+
 static void touch(void *arg)
 {
     FILE *f = arg ? fopen(arg, "w") : NULL;
@@ -266,6 +389,8 @@ int sd_lab_main(int argc, char **argv)
         usage(stdout);
         return SD_EXIT_OK;
     }
+    if (!strcmp(sub, "fetch"))
+        return fetch_main(argc - 1, argv + 1); /* no root needed */
     if (geteuid() != 0 && strcmp(sub, "list") != 0) {
         fprintf(stderr, "slowdown lab: needs root (network namespaces, iptables)\n");
         return SD_EXIT_ERR;
@@ -280,7 +405,7 @@ int sd_lab_main(int argc, char **argv)
         return exec_main(argc - 1, argv + 1);
     if (!strcmp(sub, "delay-line"))
         return delay_main(argc - 1, argv + 1);
-    fprintf(stderr, "slowdown lab: unknown subcommand '%s' (up, down, list, exec)\n", sub);
+    fprintf(stderr, "slowdown lab: unknown subcommand '%s' (up, down, list, exec, fetch)\n", sub);
     usage(stderr);
     return SD_EXIT_USAGE;
 }

@@ -431,7 +431,8 @@ static int start_server(struct setup *s, const char *exe)
     char ready[PATH_MAX + 16], *argv[MAX_ARGS];
 
     snprintf(ready, sizeof(ready), "%s/server.ready", s->dir);
-    char *fixed[] = {"serve", "--port", "443", "--plain-port", "80", "--ready-file", ready, NULL};
+    /* 16 GiB per request: a 10 Gbit/s control must not hit the cap within a few seconds. */
+    char *fixed[] = {"serve", "--port", "443", "--plain-port", "80", "--bytes", "16g", "--ready-file", ready, NULL};
     build_argv(argv, exe, fixed, s->cfg->serve_args);
     pid_t pid = start_daemon(s, SD_LAB_SERVER, argv, "server");
     if (pid < 0)
