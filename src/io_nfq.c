@@ -130,7 +130,8 @@ struct sd_nfq *sd_nfq_open(const struct sd_nfq_config *c, char *err, size_t errl
     }
     q->queue = c->queue;
     q->batch = c->batch ? c->batch : SD_NFQ_DEFAULT_BATCH;
-    q->bufsize = (c->meta_only ? 0 : (c->copy_range ? c->copy_range : 65535)) + MSG_OVERHEAD;
+    /* Each buffer starts a netlink message: keep them 64-byte aligned. */
+    q->bufsize = ((c->meta_only ? 0 : (c->copy_range ? c->copy_range : 65535)) + MSG_OVERHEAD + 63) & ~(size_t)63;
     q->rbuf = malloc(q->bufsize * q->batch);
     q->msgs = calloc(q->batch, sizeof(*q->msgs));
     q->iov = calloc(q->batch, sizeof(*q->iov));
