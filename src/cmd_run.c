@@ -64,8 +64,10 @@ static void usage(FILE *f)
             "  --print-rules        print the iptables commands and exit\n"
             "  --no-rules           install no rules (you route packets to the queues)\n"
             "  --no-engine          accept every packet unseen (tests, benchmarks)\n"
-            "  --maxlen N           kernel queue length per queue (default 4096; fail-open)\n"
-            "  --batch N            packets per receive (default 64)\n"
+            "  --maxlen N           kernel queue length per queue (default 4096)\n"
+            "  --fail-closed        drop packets when a queue is full (default: forward them\n"
+            "                       uninspected)\n"
+            "  --batch N            packets per receive (default 256)\n"
             "  --stats S            print statistics every S seconds\n"
             "  --ready-file PATH    create PATH once the rules are in (for scripts)\n"
             "  -h, --help           this help\n");
@@ -98,14 +100,15 @@ static int parse_num(const char *arg, uint64_t max, uint64_t *v, const char *nam
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum { O_PRESET = 256, O_POLICY, O_INSIDE, O_QUEUE, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT,
-           O_NORULES, O_NOENGINE, O_MAXLEN, O_BATCH, O_STATS, O_READY };
+           O_NORULES, O_NOENGINE, O_MAXLEN, O_BATCH, O_STATS, O_READY, O_FAILCLOSED };
     static const struct option lo[] = {
         {"preset", 1, NULL, O_PRESET},   {"policy", 1, NULL, O_POLICY},      {"inside", 1, NULL, O_INSIDE},
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
         {"ct-mark", 1, NULL, O_MARK},    {"hook", 1, NULL, O_HOOK},          {"iface", 1, NULL, O_IFACE},
         {"print-rules", 0, NULL, O_PRINT}, {"no-rules", 0, NULL, O_NORULES}, {"no-engine", 0, NULL, O_NOENGINE},
         {"maxlen", 1, NULL, O_MAXLEN},   {"batch", 1, NULL, O_BATCH},        {"stats", 1, NULL, O_STATS},
-        {"ready-file", 1, NULL, O_READY}, {"help", 0, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"ready-file", 1, NULL, O_READY}, {"fail-closed", 0, NULL, O_FAILCLOSED}, {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
     int c, bad = 0;
@@ -145,6 +148,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_PRINT: o->print_rules = true; break;
         case O_NORULES: o->no_rules = true; break;
         case O_NOENGINE: o->in.no_engine = true; break;
+        case O_FAILCLOSED: o->in.fail_closed = true; break;
         case O_MAXLEN: bad = parse_num(optarg, 1u << 20, &v, "--maxlen"); o->in.maxlen = (uint32_t)v; break;
         case O_BATCH: bad = parse_num(optarg, 256, &v, "--batch"); o->in.batch = (unsigned)v; break;
         case O_STATS: bad = parse_num(optarg, 86400, &o->stats_s, "--stats"); break;

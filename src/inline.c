@@ -260,7 +260,8 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
 {
     const struct sd_inline_config *c = &in->cfg;
     struct sd_nfq_config qc = {.queue = (uint16_t)(c->queue + w->index), .copy_range = c->copy_range,
-                               .maxlen = c->maxlen, .rcvbuf = c->rcvbuf, .batch = c->batch};
+                               .maxlen = c->maxlen, .rcvbuf = c->rcvbuf, .batch = c->batch,
+                               .fail_closed = c->fail_closed};
 
     w->in = in;
     w->ct_fd = w->raw4 = w->raw6 = -1;

@@ -27,9 +27,10 @@ struct sd_inline_config {
     uint16_t workers;         /* 1 .. SD_INLINE_MAX_WORKERS */
     uint32_t ct_mark;         /* conntrack mark bit(s) set on flows that trigger (0: none) */
     uint32_t copy_range, maxlen, rcvbuf; /* queue settings (io_nfq.h; 0 for defaults) */
-    unsigned batch;           /* packets per receive (0: 64) */
+    unsigned batch;           /* packets per receive (0: 256) */
     uint32_t max_flows;       /* per engine (0: engine default) */
     bool no_engine;           /* accept everything, engine never called (plumbing tests, benchmarks) */
+    bool fail_closed;         /* a full queue drops (default: the kernel accepts unseen) */
 };
 
 struct sd_inline_stats {

@@ -96,7 +96,8 @@ static int configure(struct sd_nfq *q, const struct sd_nfq_config *c, char *err,
     uint8_t buf[512];
     struct nlmsghdr *nlh;
     uint32_t range = c->copy_range ? c->copy_range : 65535;
-    uint32_t flags = NFQA_CFG_F_FAIL_OPEN | (c->gso ? NFQA_CFG_F_GSO : 0);
+    uint32_t flags = (c->fail_closed ? 0 : NFQA_CFG_F_FAIL_OPEN) | (c->gso ? NFQA_CFG_F_GSO : 0);
+    uint32_t mask = NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO;
     int rc;
 
     nlh = nfq_nlmsg_put((char *)buf, NFQNL_MSG_CONFIG, q->queue);
@@ -110,7 +111,7 @@ static int configure(struct sd_nfq *q, const struct sd_nfq_config *c, char *err,
     nfq_nlmsg_cfg_put_params(nlh, c->meta_only ? NFQNL_COPY_META : NFQNL_COPY_PACKET, (int)range);
     nfq_nlmsg_cfg_put_qmaxlen(nlh, c->maxlen ? c->maxlen : SD_NFQ_DEFAULT_MAXLEN);
     mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
-    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
+    mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(mask));
     if ((rc = request(q->fd, nlh, ++q->seq)) < 0) {
         snprintf(err, errlen, "cannot configure NFQUEUE %u: %s", q->queue, strerror(-rc));
         return -1;

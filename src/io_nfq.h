@@ -4,8 +4,8 @@
  *
  * One struct sd_nfq is one bound queue on its own netlink socket, used by
  * one thread. The queue is configured fail-open (NFQA_CFG_F_FAIL_OPEN: when
- * it is full the kernel accepts instead of dropping) with a bounded kernel
- * queue length and a large socket receive buffer. Receiving takes every
+ * it is full the kernel accepts instead of dropping; fail_closed turns that
+ * off) with a bounded kernel queue length and a large socket receive buffer. Receiving takes every
  * packet waiting, up to a batch, in one recvmmsg(); verdicts are collected
  * in a send buffer and leave in one sendto() per batch (sd_nfq_flush), runs
  * of accepts as one NFQNL_MSG_VERDICT_BATCH.
@@ -26,7 +26,7 @@ enum {
     SD_NFQ_DROP = 0,   /* NF_DROP */
     SD_NFQ_ACCEPT = 1, /* NF_ACCEPT */
     SD_NFQ_DEFAULT_MAXLEN = 4096,
-    SD_NFQ_DEFAULT_BATCH = 64,
+    SD_NFQ_DEFAULT_BATCH = 256,
 };
 
 struct sd_nfq_config {
@@ -34,9 +34,10 @@ struct sd_nfq_config {
     uint32_t copy_range;   /* bytes of each packet copied up (0: 65535) */
     uint32_t maxlen;       /* kernel queue length in packets; more are accepted unseen (0: 4096) */
     uint32_t rcvbuf;       /* socket receive buffer in bytes (0: 16 MiB) */
-    unsigned batch;        /* packets per sd_nfq_recv at most (0: 64) */
+    unsigned batch;        /* packets per sd_nfq_recv at most (0: 256) */
     bool meta_only;        /* copy no payload at all (NFQNL_COPY_META) */
     bool gso;              /* take GSO packets whole instead of segmented (NFQA_CFG_F_GSO) */
+    bool fail_closed;      /* a full queue drops packets instead of accepting them (no FAIL_OPEN) */
 };
 
 struct sd_nfq_pkt {
