@@ -628,8 +628,11 @@ static void s41_block_kinds(void **state)
             assert_true(T->replaced > 0);
             break;
         case 1:
-            assert_true(f->r.dropped[1] > 0);
-            assert_true(f->r.dropped[1] < f->r.packets[1] - 6);
+            /* SYN/ACK, then of the 6 packets let through after the hello
+             * (either direction) some are the server's; the rest dropped. */
+            assert_true(f->r.packets[1] - f->r.dropped[1] >= 3);
+            assert_true(f->r.packets[1] - f->r.dropped[1] <= 7);
+            assert_true(f->r.dropped[1] > 5);
             break;
         case 2: /* the hello itself is dropped */
             assert_true(f->r.dropped[0] >= 1);
