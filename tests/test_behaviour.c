@@ -716,6 +716,79 @@ static void b14_sni_variants(void **state)
     assert_action(41201, "throttle");
 }
 
+/* ---- 4.4: IP fragments ---- */
+
+/* Sends |frame| (an Ethernet frame) as fragments of |size| bytes, the later
+ * fragments with TTL |ttl2| (the first keeps its own). */
+static int send_fragments(struct sd_gen_pcap *w, uint64_t ts, const uint8_t *frame, size_t len, size_t size, uint8_t ttl2)
+{
+    static uint8_t bufs[64][1600];
+    uint8_t *out[64];
+    size_t out_len[64];
+    for (int i = 0; i < 64; i++)
+        out[i] = bufs[i];
+    int n = sd_gen_fragment(frame, len, 1, size, out, out_len, sizeof(bufs[0]), 64);
+    assert_true(n > 0);
+    for (int i = 0; i < n; i++) {
+        struct sd_pkt p;
+        assert_int_equal(sd_pkt_decode(&p, 1, out[i], out_len[i]), 0);
+        if (i > 0) {
+            out[i][14 + 8] = ttl2;
+            assert_int_equal(sd_pkt_fix_csums(out[i] + 14, out_len[i] - 14), SD_EPROTO); /* fragments: no L4 sum */
+            uint8_t *ip = out[i] + 14;
+            ip[10] = ip[11] = 0;
+            uint16_t s = sd_csum_fold(sd_csum_add(0, ip, 20));
+            ip[10] = (uint8_t)(s >> 8);
+            ip[11] = (uint8_t)s;
+        }
+        assert_int_equal(sd_gen_pcap_write(w, ts + (uint64_t)i * MS, out[i], out_len[i]), 0);
+    }
+    return n;
+}
+
+/* 4.4 [M] XUE22/CP22 Fig. 8: fragments are held until complete, forwarded
+ * unmodified but for the first fragment's TTL, at most 45 per packet; the
+ * payload is not inspected across fragments (IP fragmentation evades). */
+static void s44_fragments(void **state)
+{
+    (void)state;
+    struct sd_gen_pcap *w = open_cap("s44");
+    struct sd_gen_tcp c;
+    uint8_t hb[4096], frame[4200];
+    sd_gen_tcp_init(&c, w, CLIENT, 41300, SERVER, 443, T0);
+    sd_gen_tcp_handshake(&c, false);
+    struct sd_gen_pkt spec = c.tmpl;
+    spec.tcp_flags = SD_TCP_PSH | SD_TCP_ACK;
+    spec.seq = c.seq[0];
+    spec.ack = c.seq[1];
+    spec.ttl = 57;
+    spec.payload = hb;
+    spec.payload_len = hello(hb, sizeof(hb), "twitter.com");
+    size_t fl = sd_gen_frame(frame, sizeof(frame), &spec);
+    int n = send_fragments(w, c.now_ns + MS, frame, fl, 96, 3);
+    sd_gen_tcp_advance(&c, SD_GEN_C2S, spec.payload_len);
+    c.now_ns += 10 * MS;
+    sd_gen_tcp_bulk(&c, SD_GEN_S2C, 30000, 2300000);
+    /* A packet cut into more than 45 fragments. */
+    static uint8_t big[1400];
+    struct sd_gen_pkt u = {.linktype = 1, .proto = 17, .sport = 5000, .dport = 6000, .ttl = 60,
+                           .payload = big, .payload_len = sizeof(big)};
+    u.src = sd_gen_addr(CLIENT);
+    u.dst = sd_gen_addr(SERVER);
+    fl = sd_gen_frame(frame, sizeof(frame), &u);
+    int nbig = send_fragments(w, c.now_ns + SEC, frame, fl, 24, 60);
+    assert_true(nbig > 45);
+    sd_gen_pcap_close(w);
+    run("s44", "tw22-block", NULL);
+    assert_int_equal(T->released, (uint64_t)n); /* every fragment of the hello, as it came */
+    for (int i = 0; i < n; i++)
+        assert_int_equal(T->released_ttl[i], 57);
+    assert_action(41300, "pass"); /* not inspected across fragments: evades */
+    /* The 46+-fragment packet is not handled: held, then dropped, never released. */
+    assert_true(T->dropped >= 1);
+    assert_true(T->held >= (uint64_t)(n + 45));
+}
+
 int main(void)
 {
     T = calloc(1, sizeof(*T));
@@ -739,6 +812,7 @@ int main(void)
         cmocka_unit_test(s46_ech),
         cmocka_unit_test(s47_freeze),
         cmocka_unit_test(b14_sni_variants),
+        cmocka_unit_test(s44_fragments),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(T);
