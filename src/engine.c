@@ -264,7 +264,7 @@ static bool ports_has(const struct sd_cond *c, uint16_t port)
 }
 
 struct eval {
-    uint64_t sni_m, host_m, dns_m, srv_m, cli_m;
+    uint64_t sni_m, host_m, dns_m, srv_m, cli_m, rem_m;
     uint16_t sport;
     uint8_t proto;
     bool opened_inside;
@@ -294,6 +294,9 @@ static bool cond_holds(const struct sd_cond *c, const struct eval *ev)
         break;
     case SD_C_CLIENT_IP:
         r = ev->cli_m & bit;
+        break;
+    case SD_C_REMOTE_IP:
+        r = ev->rem_m & bit;
         break;
     case SD_C_PORT:
         r = ports_has(c, ev->sport);
@@ -367,6 +370,7 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
     int fam = (f->flags & SD_FF_V6) ? 6 : 4;
     ev.srv_m = sd_ipset_lookup(p->ips, fam, cb ? f->a : f->b);
     ev.cli_m = sd_ipset_lookup(p->ips, fam, cb ? f->b : f->a);
+    ev.rem_m = (f->flags & SD_FF_OPEN_OUTSIDE) ? ev.cli_m : ev.srv_m;
     ev.sport = cb ? f->pa : f->pb;
     ev.proto = f->proto;
     ev.opened_inside = f->flags & SD_FF_OPEN_INSIDE;
