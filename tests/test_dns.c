@@ -82,7 +82,7 @@ static void test_tcp(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    uint8_t m[600];
+    uint8_t m[600] = {0};
     struct sd_dns_query q;
     static const uint8_t mixed[] = {7, 'T', 'w', 'I', 't', 'T', 'e', 'R', 3, 'C', 'o', 'M', 0};
     size_t n = make_query(m, mixed, sizeof(mixed));
@@ -145,7 +145,7 @@ static void test_length_bounds(void **state)
 static void test_pointers(void **state)
 {
     (void)state;
-    uint8_t m[600];
+    uint8_t m[600] = {0};
     struct sd_dns_query q;
     /* A backwards pointer into the middle of the name's own label: 13 holds a zero byte. */
     static const uint8_t back[] = {1, 0, 0xc0, 13};
@@ -195,7 +195,7 @@ static size_t chain_query(uint8_t *m, int hops)
 static void test_pointer_hops(void **state)
 {
     (void)state;
-    uint8_t m[600];
+    uint8_t m[600] = {0};
     struct sd_dns_query q;
     size_t n = chain_query(m, 16);
     assert_int_equal(parse(m, n, &q), (int)n);
