@@ -51,6 +51,25 @@ static void usage(FILE *f)
             SD_LAB_DIR);
 }
 
+static void print_summary(const char *id)
+{
+    struct sd_lab_info info;
+    const char *censor = "no censor";
+
+    if (sd_lab_info(id, &info) < 0)
+        return;
+    if (!info.no_censor)
+        censor = info.preset[0] ? info.preset : info.policy;
+    fprintf(stderr,
+            "lab %s: client sd-%s-client (%s, %s) -> censor sd-%s-censor (%s) -> server sd-%s-server "
+            "(%s, %s; TLS %d, plain %d)\n",
+            id, id, SD_LAB_CLIENT4, SD_LAB_CLIENT6, id, censor, id, SD_LAB_SERVER4, SD_LAB_SERVER6, SD_LAB_TLS_PORT,
+            SD_LAB_PLAIN_PORT);
+    if (info.rtt_ms || info.shape_kbit)
+        fprintf(stderr, "lab %s: rtt +%u ms, shaping %u kbit/s\n", id, info.rtt_ms, info.shape_kbit);
+    fprintf(stderr, "  slowdown lab exec %s client -- COMMAND ...    slowdown lab down %s\n", id, id);
+}
+
 static int up_main(int argc, char **argv)
 {
     enum { O_NAME = 256, O_PRESET, O_POLICY, O_NOCENSOR, O_RTT, O_SHAPE, O_RUNARG, O_SERVEARG, O_QUIET };
@@ -124,20 +143,8 @@ static int up_main(int argc, char **argv)
         return rc == SD_EINVAL ? SD_EXIT_USAGE : SD_EXIT_ERR;
     }
     printf("%s\n", id);
-    if (!quiet) {
-        struct sd_lab_info info;
-        sd_lab_info(id, &info);
-        fprintf(stderr,
-                "lab %s: client sd-%s-client (%s, %s) -> censor sd-%s-censor (%s%s%s) -> server sd-%s-server "
-                "(%s, %s; TLS %d, plain %d)\n",
-                id, id, SD_LAB_CLIENT4, SD_LAB_CLIENT6, id,
-                info.no_censor ? "no censor" : info.preset[0] ? info.preset : "policy ",
-                info.no_censor || info.preset[0] ? "" : info.policy, "", id, SD_LAB_SERVER4, SD_LAB_SERVER6,
-                SD_LAB_TLS_PORT, SD_LAB_PLAIN_PORT);
-        if (info.rtt_ms || info.shape_kbit)
-            fprintf(stderr, "lab %s: rtt +%u ms, shaping %u kbit/s\n", id, info.rtt_ms, info.shape_kbit);
-        fprintf(stderr, "  slowdown lab exec %s client -- COMMAND ...    slowdown lab down %s\n", id, id);
-    }
+    if (!quiet)
+        print_summary(id);
     return SD_EXIT_OK;
 }
 
@@ -302,6 +309,26 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *f)
     return 0;
 }
 
+/* Prints |s| as a JSON string (or null). */
+static void json_str(const char *s)
+{
+    if (!s) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
 static int fetch_main(int argc, char **argv)
 {
     static const char *const stages[] = {"connect", "handshake", "transfer"};
@@ -320,8 +347,10 @@ static int fetch_main(int argc, char **argv)
         fprintf(stderr, "slowdown lab fetch: %s\n", r.detail[0] ? r.detail : "bad options");
         return SD_EXIT_ERR;
     }
-    printf("{\"type\":\"fetch\",\"addr\":\"%s\",\"port\":%u,\"sni\":", f.o.addr, f.o.port);
-    printf(f.o.sni ? "\"%s\"" : "%snull", f.o.sni ? f.o.sni : "");
+    printf("{\"type\":\"fetch\",\"addr\":");
+    json_str(f.o.addr);
+    printf(",\"port\":%u,\"sni\":", f.o.port);
+    json_str(f.o.sni);
     printf(",\"direction\":\"%s\",\"kbps\":%.1f,\"bytes\":%llu,\"end\":\"%s\",\"stage\":\"%s\","
            "\"connect_ms\":%.3f,\"handshake_ms\":%.3f,\"ttfb_ms\":%.3f,\"duration_s\":%.3f,\"tls\":\"%s\"}\n",
            f.o.dir == SD_FETCH_UP ? "up" : "down", sd_fetch_kbps(&r, bins, 0, f.skip_ns),

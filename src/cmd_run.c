@@ -210,14 +210,16 @@ static void print_stats(const struct sd_inline_stats *s)
             "slowdown run: packets %llu (receives %llu, verdict messages %llu, sends %llu, enobufs %llu, "
             "netlink errors %llu)\n"
             "slowdown run: accepted %llu dropped %llu replaced %llu held %llu released %llu; "
-            "flows %llu (active %llu) triggers %llu; ct marks %llu (errors %llu); undecodable %llu\n",
+            "flows %llu (active %llu) triggers %llu; ct marks %llu (errors %llu); undecodable %llu; "
+            "i/o errors %llu\n",
             (unsigned long long)s->nfq.packets, (unsigned long long)s->nfq.recv_calls,
             (unsigned long long)s->nfq.verdict_msgs, (unsigned long long)s->nfq.send_calls,
             (unsigned long long)s->nfq.enobufs, (unsigned long long)s->nfq.nl_errors,
             (unsigned long long)s->accepted, (unsigned long long)s->dropped, (unsigned long long)s->replaced,
             (unsigned long long)s->held, (unsigned long long)s->released, (unsigned long long)s->engine.flows_created,
             (unsigned long long)s->engine.flows_active, (unsigned long long)s->engine.triggers,
-            (unsigned long long)s->ct_marks, (unsigned long long)s->ct_errors, (unsigned long long)s->decode_errors);
+            (unsigned long long)s->ct_marks, (unsigned long long)s->ct_errors, (unsigned long long)s->decode_errors,
+            (unsigned long long)s->io_errors);
 }
 
 /* SIGHUP: a new policy replaces the old one only if it parses. */

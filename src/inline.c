@@ -232,10 +232,15 @@ static void *worker_main(void *arg)
         switch_policy(w);
         for (;;) { /* drain what is waiting, a batch at a time */
             int n = sd_nfq_recv(w->q, w->pkts, batch);
+            if (n < 0) {
+                w->st.io_errors++;
+                poll(NULL, 0, 10); /* a broken socket must not spin */
+            }
             if (n <= 0)
                 break;
             uint64_t now = sd_mono_ns();
-            handle_batch(w, n, now);
+            if (handle_batch(w, n, now) < 0)
+                w->st.io_errors++;
             if ((unsigned)n < batch)
                 break;
         }
@@ -371,6 +376,7 @@ static void add_stats(struct sd_inline_stats *a, const struct sd_inline_stats *b
     a->decode_errors += b->decode_errors;
     a->ct_marks += b->ct_marks;
     a->ct_errors += b->ct_errors;
+    a->io_errors += b->io_errors;
 }
 
 void sd_inline_get_stats(struct sd_inline *in, struct sd_inline_stats *st)

@@ -40,6 +40,8 @@ struct sd_inline_stats {
     uint64_t released, release_errors;           /* held packets sent later through a raw socket */
     uint64_t decode_errors;           /* packets the decoder refused (accepted unseen) */
     uint64_t ct_marks, ct_errors;     /* conntrack marks sent / refused by the kernel */
+    uint64_t io_errors;               /* failed receives or verdict sends (verdicts of a failed send are
+                                         recovered by the next batch accept, or at stop) */
 };
 
 struct sd_inline;

@@ -180,6 +180,14 @@ struct sd_serve *sd_serve_open(const struct sd_serve_config *cfg, char *err, siz
     }
     if (cfg->tls && !(s->ctx = make_ctx(err, errlen)))
         goto fail;
+    /* The default "::" falls back to IPv4 only on a host without IPv6. */
+    if (!cfg->listen && (cfg->tls || cfg->plain)) {
+        int probe = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0 && errno == EAFNOSUPPORT)
+            addr = "0.0.0.0";
+        if (probe >= 0)
+            close(probe);
+    }
     if (cfg->tls && (s->lfd[0] = listen_on(addr, cfg->tls_port, &s->port[0], err, errlen)) < 0)
         goto fail;
     if (cfg->plain && (s->lfd[1] = listen_on(addr, cfg->plain_port, &s->port[1], err, errlen)) < 0)
