@@ -57,6 +57,7 @@ struct setup {
     const struct sd_lab_config *cfg;
     struct sd_lab_info info;
     ino_t ino[3];
+    bool pending[3];            /* `ip netns add` under way: its inode is not known yet */
     char dir[128];              /* SD_LAB_DIR/<id> */
     char *err;
     size_t errlen;
@@ -140,7 +141,8 @@ static int write_state(const struct setup *s)
     fprintf(f, "id %s\ncomplete %d\npreset %s\npolicy %s\nrtt_ms %u\nshape_kbit %u\nno_censor %d\n", i->id,
             i->complete, i->preset, i->policy, i->rtt_ms, i->shape_kbit, i->no_censor);
     for (int r = 0; r < 3; r++)
-        fprintf(f, "ino_%s %llu\n", role_names[r], (unsigned long long)s->ino[r]);
+        fprintf(f, "ino_%s %llu\npending_%s %d\n", role_names[r], (unsigned long long)s->ino[r], role_names[r],
+                s->pending[r]);
     fprintf(f, "censor_pid %d\nserver_pid %d\ndelay_pid %d\n", (int)i->censor_pid, (int)i->server_pid,
             (int)i->delay_pid);
     if (fclose(f) != 0 || rename(tmp, path) < 0)
@@ -174,10 +176,13 @@ static void read_kv(struct setup *s, const char *key, const char *val)
     else if (!strcmp(key, "delay_pid"))
         i->delay_pid = (pid_t)v;
     for (int r = 0; r < 3; r++) {
-        char k[32];
+        char k[32], p[32];
         snprintf(k, sizeof(k), "ino_%s", role_names[r]);
+        snprintf(p, sizeof(p), "pending_%s", role_names[r]);
         if (!strcmp(key, k))
             s->ino[r] = (ino_t)strtoull(val, NULL, 10);
+        else if (!strcmp(key, p))
+            s->pending[r] = v != 0;
     }
 }
 
@@ -281,8 +286,12 @@ static int make_namespaces(struct setup *s)
         sd_lab_ns_name(s->info.id, r, name, sizeof(name));
         if (ns_inode(s->info.id, r))
             return fail(s, SD_EEXIST, "namespace %s exists already and is not this lab's: left alone", name);
+        /* Recorded first, so that a set-up killed right after `ip netns add` can still be undone. */
+        s->pending[r] = true;
+        write_state(s);
         int rc = cmd(s, "ip", "netns", "add", name, NULL);
         s->ino[r] = ns_inode(s->info.id, r);
+        s->pending[r] = false;
         write_state(s);
         if (rc < 0)
             return rc;
@@ -683,6 +692,10 @@ int sd_lab_down(const char *id, char *err, size_t errlen)
     }
     s.err = err;
     s.errlen = errlen;
+    for (int r = 0; r < 3; r++) {
+        if (!s.ino[r] && s.pending[r])
+            s.ino[r] = ns_inode(id, r); /* created by a set-up that died before recording it */
+    }
     stop_processes(&s);
     for (int r = 0; r < 3; r++) {
         sd_lab_ns_name(id, r, name, sizeof(name));

@@ -22,6 +22,21 @@ ip netns del "sd-$id-client"
 assert_gone "$id"
 echo "ok: foreign namespace left alone ($out)"
 
+# 'lab up' killed at various points of its set-up: 'lab down' still removes everything.
+id=kl$$
+for delay in 0.02 0.05 0.08 0.12 0.2; do
+    "$SD_BIN" lab up --name "$id" --quiet >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ -e "/run/slowdown/labs/$id" ]; then
+        "$SD_BIN" lab down "$id" || fail "lab down after 'lab up' was killed at $delay s"
+    fi
+    assert_gone "$id"
+done
+echo "ok: set-ups killed part way are removed by lab down"
+
 out=$("$SD_BIN" lab down "nolab$$" 2>&1) && fail "lab down of an unknown id should fail"
 echo "$out" | grep -q "nothing touched" || fail "lab down unknown: $out"
 
