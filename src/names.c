@@ -21,15 +21,16 @@
  *
  * Each suffix carries two hashes, both extended by one byte per step: a
  * polynomial hash (h = (h + byte) * M, random M) that indexes a blocked Bloom
- * filter of all keys (3 bits in one 64-bit word, 16+ bits per key, so about
- * 0.5% false positives and a filter of 2 MB per million keys that stays in
- * cache), and SipHash-1-3 of the suffix reversed, under a random key, whose
- * state after each full word is shared by all longer suffixes. Only suffixes
- * that pass a 256-entry table of (length -> kinds with keys that long) and the
- * filter are finalised (one block, three rounds) and probed, and their slots
- * are prefetched before any is compared, so the few probes of a lookup overlap
- * in memory instead of queueing. A name of 255 dots costs O(n), not O(n^2),
- * and the walk stops once the suffix is longer than the longest key.
+ * filter per kind (3 bits in one 64-bit word, 16 to 32 bits per key: about
+ * 0.5% false positives, 2 to 4 MB per million keys, mostly in cache), and
+ * SipHash-1-3 of the suffix reversed, under a random key, whose state after
+ * each full word is shared by all longer suffixes. Only suffixes that pass a
+ * 256-entry table (length -> kinds with keys that long) and their kinds'
+ * filters are finalised (one block, three rounds) and probed. Their slots are
+ * prefetched, the automaton runs, and only then are they compared, so the
+ * cache misses of a lookup overlap instead of queueing. A name of 255 dots
+ * costs O(n), not O(n^2), and the walk stops once the suffix is longer than
+ * the longest key.
  *
  * A slot is 32 bytes: 32 bits of the SipHash, the index of the key's tags
  * (a triple of masks: exact, dot suffix, suffix) and the key itself, inline
@@ -41,8 +42,8 @@
  *
  * The automaton is laid out breadth-first from the sorted substrings: the
  * children of state s are the consecutive states [st[s].child,
- * st[s+1].child), sorted by label, so scanning the labels of the children
- * loads the child found. Labels are byte classes: bytes that occur in some
+ * st[s+1].child), sorted by label, so a state needs no edge list: its
+ * children's labels are one short run of a byte array. Labels are byte classes: bytes that occur in some
  * substring, numbered in byte order; class 0 for every other byte, which
  * resets the automaton at once. With SD_NAMES_CASEFOLD the class map sends
  * 'A'..'Z' to the classes of 'a'..'z'. The first states in breadth-first
@@ -98,13 +99,16 @@ struct slot {
 struct tstate {
     uint32_t child; /* first child; the children end where st[s + 1].child starts */
     uint32_t fail;
-    uint32_t out;   /* index into masks[], 0 for none */
-    uint8_t label;  /* class of the edge into this state */
-    uint8_t pad[3];
 };
 
+/* The automaton, split by how often each part is read: every step reads a
+ * row or a state and the labels of its children, and tests a bit; the tag
+ * masks only when the bit says there are some. */
 struct trie {
     struct tstate *st; /* nstates + 1; the last is a sentinel closing the child ranges */
+    uint8_t *label;    /* class of the edge into each state */
+    uint64_t *hasout;  /* bit per state: out[] is not 0 */
+    uint32_t *out;     /* index into masks[] per state */
     uint32_t nstates;
     uint32_t nrows;  /* states [0, nrows) have full rows */
     uint32_t ncls;   /* classes, 0 included */
@@ -139,19 +143,29 @@ struct sd_names {
     struct trie ac;
 };
 
+static inline bool bit_get(const uint64_t *m, size_t i)
+{
+    return (m[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void bit_set(uint64_t *m, size_t i)
+{
+    m[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
 /* ---- memory ---- */
 
 static void *big_calloc(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
         return NULL;
-    size_t bytes = n * size;
-    if (bytes < HUGE_MIN)
-        return calloc(n ? n : 1, size ? size : 1);
+    size_t bytes = SD_MAX(n * size, (size_t)1);
     void *p = NULL;
-    if (posix_memalign(&p, 2u << 20, bytes) != 0)
+    /* Cache-line alignment keeps a 32-byte slot inside one line. */
+    if (posix_memalign(&p, bytes < HUGE_MIN ? 64 : 2u << 20, bytes) != 0)
         return NULL;
-    madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
+    if (bytes >= HUGE_MIN)
+        madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
     memset(p, 0, bytes);
     return p;
 }
@@ -219,6 +233,9 @@ void sd_names_free(struct sd_names *s)
     for (int k = 0; k < 3; k++)
         free(s->filter[k]);
     free(s->ac.st);
+    free(s->ac.label);
+    free(s->ac.hasout);
+    free(s->ac.out);
     free(s->ac.rows);
     free(s->ac.masks);
     free(s);
@@ -502,15 +519,25 @@ static uint64_t table_resolve(const struct sd_names *s, const uint8_t *name, siz
     return m;
 }
 
-/* All anchored kinds in one right-to-left pass; see the file comment. */
-static uint64_t table_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
+/* The candidates of one lookup, their slots prefetched, not yet compared. */
+struct probes {
+    struct cand c[PROBE_BATCH];
+    unsigned n;
+    uint64_t m; /* tags of batches compared early (more than PROBE_BATCH candidates) */
+};
+
+/*
+ * All anchored kinds in one right-to-left pass (see the file comment): finds
+ * the suffixes worth probing and prefetches their slots. The caller compares
+ * them with table_resolve() after other work, so the cache misses overlap it.
+ */
+static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, struct probes *pr)
 {
     size_t stop = n > s->maxlen ? n - s->maxlen : 0;
     struct sd_sipstate st;
     sd_sip_init(&st, s->key);
-    uint64_t w = 0, f = s->fseed, m = 0;
-    unsigned j = 0, nc = 0;
-    struct cand c[PROBE_BATCH];
+    uint64_t w = 0, f = s->fseed;
+    unsigned j = 0;
     for (size_t i = n; i-- > stop;) {
         uint8_t b = s->fold[name[i]];
         size_t len = n - i;
@@ -527,13 +554,12 @@ static uint64_t table_lookup(const struct sd_names *s, const uint8_t *name, size
         struct sd_sipstate fin = st;
         uint64_t h = sd_sip_final(&fin, w | (uint64_t)len << 56, 1, 3);
         __builtin_prefetch(&s->slots[h & s->smask]);
-        c[nc++] = (struct cand){h, (uint32_t)len, want};
-        if (nc == PROBE_BATCH) {
-            m |= table_resolve(s, name, n, c, nc);
-            nc = 0;
+        pr->c[pr->n++] = (struct cand){h, (uint32_t)len, want};
+        if (pr->n == PROBE_BATCH) {
+            pr->m |= table_resolve(s, name, n, pr->c, pr->n);
+            pr->n = 0;
         }
     }
-    return m | table_resolve(s, name, n, c, nc);
 }
 
 /* ---- the substring automaton ---- */
@@ -603,18 +629,18 @@ static int64_t mask_index(struct maskmap *mm, struct trie *t, uint64_t m, size_t
 }
 
 /* The child of state |s| with label |c|, or 0. */
-static inline uint32_t child_of(const struct tstate *st, uint32_t s, uint8_t c)
+static inline uint32_t child_of(const struct trie *t, uint32_t s, uint8_t c)
 {
-    uint32_t lo = st[s].child, hi = st[s + 1].child;
+    uint32_t lo = t->st[s].child, hi = t->st[s + 1].child;
     while (hi - lo > 8) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (st[mid].label <= c)
+        if (t->label[mid] <= c)
             lo = mid;
         else
             hi = mid;
     }
     for (; lo < hi; lo++)
-        if (st[lo].label == c)
+        if (t->label[lo] == c)
             return lo;
     return 0;
 }
@@ -626,7 +652,7 @@ static inline uint32_t ac_next(const struct trie *t, uint32_t s, uint8_t c)
     for (;;) {
         if (s < t->nrows)
             return t->rows[(size_t)s * t->ncls + c];
-        uint32_t x = child_of(t->st, s, c);
+        uint32_t x = child_of(t, s, c);
         if (x)
             return x;
         s = t->st[s].fail;
@@ -653,7 +679,7 @@ static uint32_t ac_expand(struct trie *t, struct tbuild *b, const struct tkey *k
         while (e < hi && k[e].p[d] == byte)
             e++;
         uint32_t x = next++;
-        t->st[x] = (struct tstate){.label = cls[byte]};
+        t->label[x] = cls[byte];
         b[x] = (struct tbuild){.lo = lo, .hi = e, .depth = d + 1};
         while (b[x].lo < e && k[b[x].lo].len == d + 1) /* keys ending at x sort first */
             b[x].full |= (uint64_t)1 << k[b[x].lo++].tag;
@@ -668,7 +694,7 @@ static uint32_t ac_expand(struct trie *t, struct tbuild *b, const struct tkey *k
         for (uint32_t c = 1; c < t->ncls; c++)
             row[c] = s == 0 ? 0 : t->rows[(size_t)t->st[s].fail * t->ncls + c];
         for (uint32_t x = t->st[s].child; x < next; x++)
-            row[t->st[x].label] = x;
+            row[t->label[x]] = x;
     }
     return next;
 }
@@ -681,9 +707,13 @@ static int ac_build(struct trie *t, const struct tkey *k, size_t nk, size_t tota
     struct tbuild *b = big_calloc(maxst, sizeof(*b));
     struct maskmap mm = {0};
     t->st = big_calloc(maxst, sizeof(*t->st));
+    t->label = big_calloc(maxst, 1);
+    t->out = big_calloc(maxst, sizeof(*t->out));
+    t->hasout = big_calloc(maxst / 64 + 1, sizeof(uint64_t));
     t->nrows = (uint32_t)SD_MIN(maxst - 1, SD_MAX((size_t)1, ROW_BUDGET / (t->ncls * sizeof(uint32_t))));
-    t->rows = calloc((size_t)t->nrows * t->ncls, sizeof(uint32_t));
-    if (!b || !t->st || !t->rows || grow((void **)&t->masks, &mcap, 1, sizeof(uint64_t)) < 0)
+    t->rows = big_calloc((size_t)t->nrows * t->ncls, sizeof(uint32_t));
+    if (!b || !t->st || !t->label || !t->out || !t->hasout || !t->rows ||
+        grow((void **)&t->masks, &mcap, 1, sizeof(uint64_t)) < 0)
         goto out;
     t->masks[0] = 0;
     t->nmasks = 1;
@@ -699,7 +729,9 @@ static int ac_build(struct trie *t, const struct tkey *k, size_t nk, size_t tota
         int64_t idx = mask_index(&mm, t, b[s].full, &mcap);
         if (idx < 0)
             goto out;
-        t->st[s].out = (uint32_t)idx;
+        t->out[s] = (uint32_t)idx;
+        if (idx)
+            bit_set(t->hasout, s);
     }
     rc = 0;
 out:
@@ -758,7 +790,8 @@ static uint64_t ac_lookup(const struct trie *t, const uint8_t *cls, const uint8_
     for (size_t i = 0; i < n; i++) {
         uint8_t c = cls[name[i]];
         st = c == 0 ? 0 : ac_next(t, st, c);
-        m |= t->masks[t->st[st].out];
+        if (bit_get(t->hasout, st))
+            m |= t->masks[t->out[st]];
     }
     return m;
 }
@@ -791,10 +824,13 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
         n--;
     if (n == 0)
         return 0;
-    uint64_t m = 0;
+    struct probes pr;
+    pr.n = 0;
+    pr.m = 0;
     if (s->slots)
-        m |= table_lookup(s, name, n);
-    if (s->ac.st)
+        table_collect(s, name, n, &pr);
+    uint64_t m = pr.m;
+    if (s->ac.st) /* while the probes' cache lines arrive */
         m |= ac_lookup(&s->ac, s->cls, name, n);
-    return m;
+    return m | table_resolve(s, name, n, pr.c, pr.n);
 }

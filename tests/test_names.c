@@ -242,6 +242,37 @@ static void test_any_bytes_and_long_names(void **state)
     sd_names_free(s);
 }
 
+/* More matching suffixes than one batch of probes; a name of dots only. */
+static void test_many_suffixes(void **state)
+{
+    (void)state;
+    struct sd_names *s = sd_names_new(0);
+    char pat[64] = "*";
+    for (unsigned k = 1; k <= 20; k++) { /* "*.a", "*.a.a", ... */
+        strcat(pat, ".a");
+        add(s, pat, k);
+        char bare[64] = "*"; /* "*a", "*a.a", ... */
+        strcat(bare, pat + 2);
+        add(s, bare, 40 + k % 20);
+    }
+    add(s, "a.a.a", 63);
+    assert_int_equal(sd_names_compile(s), 0);
+    char name[64] = "a";
+    for (int k = 0; k < 25; k++)
+        strcat(name, ".a");
+    uint64_t want = 0;
+    for (unsigned k = 1; k <= 20; k++)
+        want |= BIT(k) | BIT(40 + k % 20);
+    assert_int_equal(look(s, name), want);
+    assert_int_equal(look(s, "a.a.a"), BIT(1) | BIT(2) | BIT(41) | BIT(42) | BIT(43) | BIT(63));
+    assert_int_equal(look(s, "a.a.b"), 0);
+    char dots[256];
+    memset(dots, '.', 255);
+    dots[255] = 0;
+    assert_int_equal(look(s, dots), 0);
+    sd_names_free(s);
+}
+
 /* ---- cross-check against a naive matcher ---- */
 
 struct npat {
@@ -425,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_tag_masks),
         cmocka_unit_test(test_invalid_patterns),
         cmocka_unit_test(test_any_bytes_and_long_names),
+        cmocka_unit_test(test_many_suffixes),
         cmocka_unit_test(test_cross_check),
         cmocka_unit_test(test_refilter_list),
     };
