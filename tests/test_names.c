@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "names.h"
 
@@ -273,6 +275,34 @@ static void test_many_suffixes(void **state)
     sd_names_free(s);
 }
 
+/* Patterns and names flush against a PROT_NONE page: no read past |n|. */
+static void test_guard_page(void **state)
+{
+    (void)state;
+    const char *texts[] = {"t.co", "*.twimg.com", "*twitter.com", "*t.co*", "*", "**", "a*", "*a*b", "x"};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, page, PROT_NONE), 0);
+    struct sd_names *s = sd_names_new(SD_NAMES_CASEFOLD | SD_NAMES_STRIP_DOT);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t n = strlen(texts[i]);
+        memcpy(map + page - n, texts[i], n);
+        for (size_t k = 0; k <= n; k++) /* every tail: "o", "co", ".co", "t.co" */
+            (void)sd_names_add(s, (const char *)map + page - k, k, (unsigned)i);
+    }
+    assert_int_equal(sd_names_compile(s), 0);
+    const char *names[] = {"t.co", "abs.twimg.com.", "throttletwitter.com", "microsoft.com", "x", ""};
+    uint64_t want[] = {BIT(0) | BIT(3), BIT(1), BIT(2), BIT(3), BIT(8), 0};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        memcpy(map + page - n, names[i], n);
+        assert_int_equal(sd_names_lookup(s, map + page - n, n), want[i]);
+    }
+    sd_names_free(s);
+    munmap(map, 2 * page);
+}
+
 /* ---- cross-check against a naive matcher ---- */
 
 struct npat {
@@ -457,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_invalid_patterns),
         cmocka_unit_test(test_any_bytes_and_long_names),
         cmocka_unit_test(test_many_suffixes),
+        cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_cross_check),
         cmocka_unit_test(test_refilter_list),
     };
