@@ -54,7 +54,9 @@
  *
  * Case folding is ASCII only, applied to patterns at add time and to names
  * while they are read, never into a copy, so names of any length are folded
- * over their whole length. Nothing is allocated per lookup.
+ * over their whole length. Nothing is allocated per lookup. A lookup before
+ * compiling (or after a compile that failed) answers 0. Compiling frees the
+ * pattern list: the slots and the automaton keep all that lookups need.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,7 @@ struct trie {
 struct sd_names {
     unsigned opts;
     bool compiled;
+    bool broken; /* a compile ran out of memory: only sd_names_free remains */
     size_t count;
     uint8_t key[SD_SIPHASH_KEY_LEN];
     uint64_t fmul, fseed; /* filter hash */
@@ -275,7 +278,7 @@ int sd_names_add(struct sd_names *s, const char *pattern, size_t n, unsigned tag
     enum kind kind;
     const uint8_t *body;
     size_t blen;
-    if (s->compiled || tag >= SD_NAMES_MAX_TAGS)
+    if (s->compiled || s->broken || tag >= SD_NAMES_MAX_TAGS)
         return SD_EINVAL;
     int rc = parse_pattern((const uint8_t *)pattern, n, &kind, &body, &blen);
     if (rc < 0)
@@ -802,11 +805,15 @@ int sd_names_compile(struct sd_names *s)
 {
     if (s->compiled)
         return 0;
+    if (s->broken)
+        return SD_ENOMEM;
     int rc = table_build(s);
     if (rc == 0)
         rc = ac_from_patterns(s);
-    if (rc < 0)
+    if (rc < 0) {
+        s->broken = true; /* half-built: lookups keep answering 0 */
         return rc;
+    }
     free(s->arena); /* records and the automaton hold all that is needed */
     free(s->pats);
     s->arena = NULL;
