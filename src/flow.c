@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "flow.h"
+#include "siphash.h"
 
 _Static_assert(sizeof(struct sd_flow) == 64, "struct sd_flow must stay one cache line");
 
@@ -30,62 +31,8 @@ struct sd_flow_table {
     uint32_t count;
     uint32_t free_head;
     uint64_t rng;        /* eviction sampling (xorshift64) */
-    uint64_t k0, k1;
+    uint8_t key[SD_SIPHASH_KEY_LEN];
 };
-
-/* ---- SipHash-1-3 over the 40-byte canonical key ---- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                                       \
-    do {                                                                                                               \
-        v0 += v1;                                                                                                      \
-        v1 = ROTL(v1, 13);                                                                                             \
-        v1 ^= v0;                                                                                                      \
-        v0 = ROTL(v0, 32);                                                                                             \
-        v2 += v3;                                                                                                      \
-        v3 = ROTL(v3, 16);                                                                                             \
-        v3 ^= v2;                                                                                                      \
-        v0 += v3;                                                                                                      \
-        v3 = ROTL(v3, 21);                                                                                             \
-        v3 ^= v0;                                                                                                      \
-        v2 += v1;                                                                                                      \
-        v1 = ROTL(v1, 17);                                                                                             \
-        v1 ^= v2;                                                                                                      \
-        v2 = ROTL(v2, 32);                                                                                             \
-    } while (0)
-
-static inline uint64_t le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8); /* the hash only needs to be stable within one process */
-    return v;
-}
-
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const uint8_t *p, size_t n)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    uint64_t b = (uint64_t)n << 56;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t m = le64(p + i);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t t = 0;
-    for (size_t j = 0; i + j < n; j++)
-        t |= (uint64_t)p[i + j] << (8 * j);
-    b |= t;
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /* ---- keys ---- */
 
@@ -121,7 +68,7 @@ void sd_flow_key_make(struct sd_flow_key *k, int family, const uint8_t *src, con
 
 uint64_t sd_flow_key_hash(const struct sd_flow_table *t, const struct sd_flow_key *k)
 {
-    return siphash13(t->k0, t->k1, (const uint8_t *)k, sizeof(*k));
+    return sd_siphash(t->key, k, sizeof(*k));
 }
 
 static bool key_eq(const struct sd_flow *f, const struct sd_flow_key *k)
@@ -154,9 +101,10 @@ struct sd_flow_table *sd_flow_table_new(uint32_t capacity, const uint64_t key[2]
     for (uint32_t i = 0; i < capacity; i++)
         t->slots[i].next = i + 1 < capacity ? i + 1 : SD_FLOW_NONE;
     t->free_head = 0;
-    t->k0 = key ? key[0] : 0;
-    t->k1 = key ? key[1] : 0;
-    t->rng = (t->k0 ^ t->k1 ^ 0x9e3779b97f4a7c15ULL) | 1;
+    uint64_t k0 = key ? key[0] : 0, k1 = key ? key[1] : 0;
+    memcpy(t->key, &k0, 8);
+    memcpy(t->key + 8, &k1, 8);
+    t->rng = (k0 ^ k1 ^ 0x9e3779b97f4a7c15ULL) | 1;
     return t;
 }
 
