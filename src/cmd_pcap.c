@@ -319,7 +319,9 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
     for (int i = optind; i < argc && rc == 0; i++)
         rc = run_file(&r, e, argv[i], a.filter, a.out);
     sd_engine_free(e); /* reports the flows still open */
-    if (rc != 2) {
+    /* After an error the flows read so far are still printed (a capture cut
+     * short is common), but not an empty table for a file never read. */
+    if (rc == 0 || (rc == 1 && r.frames > 0)) {
         if (a.json)
             sd_report_print_json(rep, stdout);
         else
