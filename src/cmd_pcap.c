@@ -7,6 +7,7 @@
  * flows (a table, or the JSON lines of the interface contract). Several files
  * are one capture, read one after the other.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "cli.h"
 #include "clipolicy.h"
 #include "engine.h"
+#include "eventlog.h"
 #include "pkt.h"
 #include "policy.h"
 #include "report.h"
@@ -42,6 +44,7 @@ static void usage(FILE *f, const char *cmd)
             "  -o, --write FILE   write the packets the censor let through (pcap)\n"
             "  -f, --filter BPF   only packets matching this capture filter\n"
             "  --why              explain each flow: what was inspected, parsed and decided\n"
+            "  --events FILE      every decision as an eve.json-shaped JSON line ('-': stdout)\n"
             "  --max-flows N      flow table capacity (default 1048576)\n"
             "  -h, --help         this help\n\n"
             "Without --preset or --policy the 'observe' preset is used (parse everything, act on nothing).\n",
@@ -107,6 +110,13 @@ static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns)
 static void on_flow_end(void *arg, const struct sd_flow_report *fr)
 {
     sd_report_add(((void **)arg)[0], fr);
+}
+
+static void on_event(void *arg, const struct sd_event *ev)
+{
+    FILE *f = ((void **)arg)[2];
+    if (f)
+        sd_eventlog_write(f, ev);
 }
 
 static int run_file(struct run *r, struct sd_engine *e, const char *path, const char *filter, const char *out_path)
@@ -191,7 +201,7 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default);
 struct args {
     struct sd_clipolicy cp;
     bool json, why;
-    const char *out, *filter;
+    const char *out, *filter, *events;
     unsigned long max_flows;
 };
 
@@ -205,6 +215,7 @@ static int parse_args(struct args *a, int argc, char **argv, const char *cmd)
         {"write", required_argument, NULL, 'o'},
         {"filter", required_argument, NULL, 'f'},
         {"why", no_argument, NULL, 'w'},
+        {"events", required_argument, NULL, 'e'},
         {"max-flows", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -225,6 +236,9 @@ static int parse_args(struct args *a, int argc, char **argv, const char *cmd)
             break;
         case 'w':
             a->why = true;
+            break;
+        case 'e':
+            a->events = optarg;
             break;
         case 'm': {
             char *end;
@@ -299,13 +313,24 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
         return SD_EXIT_ERR;
     struct sd_report *rep = sd_report_new();
     struct run r = {.cmd = cmd};
-    void *cb[2] = {rep, &r};
+    FILE *events = NULL;
+    if (a.events) {
+        events = strcmp(a.events, "-") ? fopen(a.events, "w") : stdout;
+        if (!events) {
+            fprintf(stderr, "slowdown %s: --events %s: %s\n", cmd, a.events, strerror(errno));
+            sd_report_free(rep);
+            sd_policy_free(pol);
+            return SD_EXIT_ERR;
+        }
+    }
+    void *cb[3] = {rep, &r, events};
     struct sd_engine_config cfg = {
         .max_flows = (uint32_t)a.max_flows,
         .track = true,
         .explain = a.why,
         .on_flow_end = on_flow_end,
         .on_release = on_release,
+        .on_event = events ? on_event : NULL,
         .arg = cb,
     };
     struct sd_engine *e = rep ? sd_engine_new(pol, &cfg) : NULL;
@@ -328,6 +353,10 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
             sd_report_print_table(rep, stdout, a.why);
     }
     rc = close_output(&r, cmd, a.out, rc);
+    if (events && events != stdout && fclose(events) != 0) {
+        fprintf(stderr, "slowdown %s: --events %s: write error\n", cmd, a.events);
+        rc = 1;
+    }
     sd_report_free(rep);
     sd_policy_free(pol);
     if (fflush(stdout) != 0 || ferror(stdout)) {
