@@ -66,10 +66,12 @@ static void list(void)
     const struct sd_evade_def *c = sd_evade_catalogue(&n);
 
     for (size_t i = 0; i < n; i++) {
-        printf("%s%s%s%s\n", c[i].name, c[i].args[0] ? ":" : "", c[i].args,
+        printf("%s%s%s%s%s%s\n", c[i].name, c[i].args[0] ? ":" : "", c[i].args,
                c[i].needs & SD_EVADE_NEED_FORGE   ? "   [root: forged packets]"
                : c[i].needs & SD_EVADE_NEED_PROXY ? "   [needs a proxy]"
-                                                  : "");
+                                                  : "",
+               c[i].needs & SD_EVADE_NEED_UDP ? "   [QUIC: UDP responder]" : "",
+               c[i].needs & SD_EVADE_NEED_ROOT ? " [root: raw socket]" : "");
         if (c[i].syntax[0])
             printf("    arguments: %s\n", c[i].syntax);
         /* wrap the paragraph at ~76 columns */
@@ -241,7 +243,7 @@ int sd_evade_main(int argc, char **argv)
 {
     struct opts o;
     struct sd_evade_result r;
-    struct sd_proxy_thread pt = {0};
+    struct sd_proxy_thread pt = {0}, ut = {0};
     char err[200];
     uint64_t *bins = calloc(MAX_BINS, sizeof(*bins));
     int rc;
@@ -281,14 +283,23 @@ int sd_evade_main(int argc, char **argv)
         o.t.proxy_addr = SD_LAB_SERVER4;
         o.t.proxy_port = PROXY_PORT;
     }
+    if (o.lab && o.strategy && (o.spec.def->needs & SD_EVADE_NEED_UDP) &&
+        sd_quicbulk_thread_start(&ut, o.lab, SD_LAB_SERVER4, o.t.port ? o.t.port : SD_LAB_TLS_PORT) < 0) {
+        fprintf(stderr, "slowdown evade: UDP responder: %s\n", ut.err);
+        sd_proxy_thread_stop(&pt);
+        free(bins);
+        return SD_EXIT_ERR;
+    }
     if (o.lab && sd_lab_enter(o.lab, SD_LAB_CLIENT, NULL) < 0) {
         fprintf(stderr, "slowdown evade: no lab '%s' (or not root)\n", o.lab);
         sd_proxy_thread_stop(&pt);
+        sd_proxy_thread_stop(&ut);
         free(bins);
         return SD_EXIT_ERR;
     }
     rc = o.exec ? sd_evade_run_external(o.exec, &o.t, &r) : sd_evade_run(&o.spec, &o.t, &r);
     sd_proxy_thread_stop(&pt);
+    sd_proxy_thread_stop(&ut);
     if (rc < 0) {
         fprintf(stderr, "slowdown evade: %s\n", r.note[0] ? r.note : sd_strerror(rc));
         free(bins);

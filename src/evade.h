@@ -19,6 +19,9 @@
  *                  in a client-side NFQUEUE (mangle OUTPUT) and junk, fake
  *                  hellos, a RST/FIN, reordered segments or IP fragments are
  *                  sent around it from a raw socket
+ *   strat_quic.c   QUIC: a protected Initial with the ClientHello, as is,
+ *                  small, draft-29, after junk, fragmented, another name;
+ *                  then a UDP transfer from a responder (evade_proxy.h)
  *
  * Offsets ("positions") count bytes of the first flight as it would go on
  * the wire, the 5-byte record header included: a number, or `sni`, `midsni`,
@@ -51,6 +54,7 @@ enum sd_evade_op {
     SD_EVADE_SNI,       /* the server name spelled otherwise, or left out */
     SD_EVADE_IDLE,      /* a pause after the trigger, before any transfer */
     SD_EVADE_PROXY,     /* through an unencrypted HTTP CONNECT or SOCKS5 proxy */
+    SD_EVADE_QUIC,      /* a QUIC Initial, then a UDP transfer (strat_quic.c) */
 };
 
 /* What a strategy needs beyond a socket. */
@@ -59,6 +63,8 @@ enum sd_evade_need {
     SD_EVADE_NEED_PROXY = 1 << 1,   /* a proxy outside the censor (evade_proxy.h) */
     SD_EVADE_NEED_TIMEOUT = 1 << 2, /* the censor's timeout.action must be shorter than the wait */
     SD_EVADE_NEED_COOP = 1 << 3,    /* a cooperating server (slowdown serve drops a leading CCS) */
+    SD_EVADE_NEED_ROOT = 1 << 4,    /* root: a raw socket (IPv4 only) */
+    SD_EVADE_NEED_UDP = 1 << 5,     /* QUIC over UDP: the UDP responder (evade_proxy.h); for QUIC presets */
 };
 
 struct sd_evade_def {
@@ -108,6 +114,9 @@ struct sd_evade_spec {
     char name[SD_EVADE_NAME_MAX + 1]; /* sni-other's name, a fake hello's name ("" for the default) */
     uint64_t wait_ns;    /* idle */
     uint8_t proxy;       /* enum sd_evade_proxy */
+    uint32_t quic_version; /* QUIC: the Initial's version (size: its length) */
+    uint32_t size_junk;  /* QUIC: a junk datagram of this many bytes first (0: none) */
+    bool quic_frag;      /* QUIC: the Initial in two IP fragments */
 };
 
 /* The catalogue, in display order; |*n| receives its length. */

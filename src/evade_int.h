@@ -63,6 +63,12 @@ int sd__evade_tls_ctx_hook(void *arg, struct ssl_ctx_st *ctx, char *detail, size
 /* fetch hook: puts the strategy's filter BIO under OpenSSL's writes. */
 int sd__evade_tls_ssl_hook(void *arg, struct ssl_st *ssl, int fd, char *detail, size_t len);
 
+/* ---- strat_quic.c ---- */
+
+/* The whole run of a QUIC strategy (no fetch: UDP). 0 when it ran (x->r),
+ * or SD_EPERM / SD_ENOTSUP / SD_EINVAL / SD_EIO / SD_ENOMEM (x->r->note). */
+int sd__evade_quic(struct sd__evade_run *x);
+
 /* ---- strat_forge.c ---- */
 
 /* Opens the client queue and raw socket and installs the queue rule for

@@ -486,6 +486,11 @@ static void *proxy_thread(void *arg)
     if (t->lab_id && sd_lab_enter(t->lab_id, SD_LAB_SERVER, NULL) < 0) {
         snprintf(t->err, sizeof(t->err), "no lab '%s' (or its server namespace is gone)", t->lab_id);
         ok = 1;
+    } else if (t->udp) {
+        t->qb = sd_quicbulk_open(t->addr, t->port, t->err, sizeof(t->err));
+        ok = t->qb ? 0 : 1;
+        if (t->qb)
+            t->port = sd_quicbulk_port(t->qb);
     } else {
         t->px = sd_proxy_open(t->addr, t->port, t->err, sizeof(t->err));
         ok = t->px ? 0 : 1;
@@ -494,16 +499,20 @@ static void *proxy_thread(void *arg)
     }
     if (write(t->ready[1], &ok, 1) != 1 || ok)
         return NULL;
-    sd_proxy_run(t->px, t->stop[0]);
+    if (t->udp)
+        sd_quicbulk_run(t->qb, t->stop[0]);
+    else
+        sd_proxy_run(t->px, t->stop[0]);
     return NULL;
 }
 
-int sd_proxy_thread_start(struct sd_proxy_thread *t, const char *lab_id, const char *addr, uint16_t port)
+static int thread_start(struct sd_proxy_thread *t, bool udp, const char *lab_id, const char *addr, uint16_t port)
 {
     pthread_t th;
     char ok = 1;
 
     memset(t, 0, sizeof(*t));
+    t->udp = udp;
     t->lab_id = lab_id;
     t->addr = addr;
     t->port = port;
@@ -519,7 +528,9 @@ int sd_proxy_thread_start(struct sd_proxy_thread *t, const char *lab_id, const c
     if (read(t->ready[0], &ok, 1) != 1 || ok) {
         pthread_join(th, NULL);
         sd_proxy_free(t->px);
+        sd_quicbulk_free(t->qb);
         t->px = NULL;
+        t->qb = NULL;
         goto fail;
     }
     t->running = true;
@@ -532,6 +543,16 @@ fail:
     return t->lab_id && strstr(t->err, "no lab") ? SD_ENOENT : SD_EIO;
 }
 
+int sd_proxy_thread_start(struct sd_proxy_thread *t, const char *lab_id, const char *addr, uint16_t port)
+{
+    return thread_start(t, false, lab_id, addr, port);
+}
+
+int sd_quicbulk_thread_start(struct sd_proxy_thread *t, const char *lab_id, const char *addr, uint16_t port)
+{
+    return thread_start(t, true, lab_id, addr, port);
+}
+
 void sd_proxy_thread_stop(struct sd_proxy_thread *t)
 {
     if (!t->running)
@@ -540,7 +561,9 @@ void sd_proxy_thread_stop(struct sd_proxy_thread *t)
         return; /* cannot happen on a pipe nobody closed; leave the thread */
     pthread_join((pthread_t)t->thread, NULL);
     sd_proxy_free(t->px);
+    sd_quicbulk_free(t->qb);
     t->px = NULL;
+    t->qb = NULL;
     close(t->stop[0]);
     close(t->stop[1]);
     close(t->ready[0]);

@@ -1,6 +1,8 @@
 /*
- * evade_proxy.h - an unencrypted HTTP CONNECT and SOCKS5 proxy for the
- * evasion harness (strategies http-proxy and socks-proxy, spec B10), that
+ * evade_proxy.h - the test fixtures the evasion harness places outside the
+ * censor (the lab's server namespace): the UDP responder of the QUIC
+ * strategies (strat_quic.c), and an unencrypted HTTP CONNECT and SOCKS5
+ * proxy (strategies http-proxy and socks-proxy, spec B10) that
  * connects to its own host only: the target must be the address the client
  * reached the proxy on, or loopback. It is a test fixture placed outside
  * the censor (the lab's server namespace), never an open relay.
@@ -63,13 +65,33 @@ int sd_proxy_run(struct sd_proxy *p, int stop_fd);
 /* Closes and frees, after waiting up to 2 s for connections. Accepts NULL. */
 void sd_proxy_free(struct sd_proxy *p);
 
-/* ---- a proxy on a thread of its own, optionally in a lab's server namespace ---- */
+/* ---- the UDP responder of the QUIC strategies (strat_quic.c) ---- */
+
+struct sd_quicbulk;
+
+/* Binds UDP |addr| (IPv4; NULL: 0.0.0.0) |port|. NULL with |err|. */
+struct sd_quicbulk *sd_quicbulk_open(const char *addr, uint16_t port, char *err, size_t errlen);
+
+/* The port it is bound to. */
+uint16_t sd_quicbulk_port(const struct sd_quicbulk *b);
+
+/* Answers until |stop_fd| is readable: a long-header datagram starts a
+ * session with its sender (up to 16 at once), a request datagram gets up to
+ * 64 datagrams of 1200 bytes, anything else is ignored. 0 or SD_EIO. */
+int sd_quicbulk_run(struct sd_quicbulk *b, int stop_fd);
+
+/* Accepts NULL. */
+void sd_quicbulk_free(struct sd_quicbulk *b);
+
+/* ---- a fixture on a thread of its own, optionally in a lab's server namespace ---- */
 
 struct sd_proxy_thread {
     struct sd_proxy *px;
+    struct sd_quicbulk *qb;  /* the UDP responder instead (sd_quicbulk_thread_start) */
     int stop[2];            /* pipe: a byte on [1] stops the proxy */
     int ready[2];           /* pipe: the thread's start-up result */
     bool running;
+    bool udp;               /* the UDP responder, not the proxy */
     const char *lab_id;
     const char *addr;
     uint16_t port;          /* as asked; once running, the port it listens on */
@@ -84,7 +106,10 @@ struct sd_proxy_thread {
  */
 int sd_proxy_thread_start(struct sd_proxy_thread *t, const char *lab_id, const char *addr, uint16_t port);
 
-/* Stops the proxy and joins its thread. Does nothing when it is not running. */
+/* The same for the UDP responder. */
+int sd_quicbulk_thread_start(struct sd_proxy_thread *t, const char *lab_id, const char *addr, uint16_t port);
+
+/* Stops the fixture and joins its thread. Does nothing when it is not running. */
 void sd_proxy_thread_stop(struct sd_proxy_thread *t);
 
 #endif

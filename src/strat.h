@@ -43,6 +43,19 @@ int sd_strat_sni(int mode, const char *name, const char *other, char *out, size_
 /* The extension type that carries padding (see strat_tls.c for why not 21). */
 enum { SD_STRAT_PAD_EXT = 0x3a3a };
 
+/* ---- QUIC (strat_quic.c) ---- */
+
+/*
+ * Builds a protected client Initial of |version| (QUIC v1 or an IETF draft:
+ * the v1 packet layout) with destination CID |dcid| (|dcid_len| bytes), an
+ * 8-byte source CID, packet number 0 and one CRYPTO frame carrying the
+ * ClientHello handshake message |ch| (|ch_len| bytes, no record header),
+ * padded to |pad_to| bytes. Returns the datagram length, SD_ERANGE (|cap|),
+ * SD_EINVAL, SD_ENOTSUP (a version quic.h has no keys for), SD_ECRYPTO.
+ */
+int sd_strat_quic_initial(uint8_t *out, size_t cap, uint32_t version, const uint8_t *dcid, size_t dcid_len,
+                          const uint8_t *ch, size_t ch_len, size_t pad_to);
+
 /* ---- forged packets (strat_forge.c) ---- */
 
 /* How a forged copy differs from the packet it is made from. */
@@ -65,8 +78,9 @@ int sd_strat_segment(uint8_t *out, size_t cap, const struct sd_pkt *pkt, uint32_
                      size_t n, const struct sd_strat_tweak *tw);
 
 /*
- * Builds one IPv4 fragment of |pkt|: transport bytes [|from|, |to|) of it
- * (TCP header included, so the first fragment starts at 0), with
+ * Builds one IPv4 fragment of the TCP or UDP packet |pkt|: transport bytes
+ * [|from|, |to|) of it (header included, so the first fragment starts at 0),
+ * with its transport checksum made right whatever the field said, with
  * identification |ip_id|, DF cleared, MF set unless |to| is the end. |from|
  * must be a multiple of 8. Returns the length, SD_EINVAL (bad range),
  * SD_ERANGE or SD_ENOTSUP (as sd_strat_segment).

@@ -109,8 +109,9 @@ int sd_strat_segment(uint8_t *out, size_t cap, const struct sd_pkt *pkt, uint32_
     return (int)total;
 }
 
-/* The TCP checksum |pkt| should carry, whatever its field says. */
-static uint16_t tcp_csum(const struct sd_pkt *pkt, size_t l4len)
+/* The transport checksum |pkt| should carry, whatever its field says:
+ * |ck| is the field's offset in the transport header. */
+static uint16_t l4_csum(const struct sd_pkt *pkt, size_t l4len, size_t ck)
 {
     const uint8_t *l4 = pkt->frame + pkt->l4_off;
     uint8_t ph[12];
@@ -118,20 +119,22 @@ static uint16_t tcp_csum(const struct sd_pkt *pkt, size_t l4len)
     memcpy(ph, pkt->saddr, 4);
     memcpy(ph + 4, pkt->daddr, 4);
     ph[8] = 0;
-    ph[9] = 6;
+    ph[9] = pkt->proto;
     sd_put16be(ph + 10, (uint16_t)l4len);
     uint32_t s = sd_csum_add(0, ph, sizeof(ph));
-    s = sd_csum_add(s, l4, 16); /* everything but the checksum field */
-    s = sd_csum_add(s, l4 + 18, l4len - 18);
-    return sd_csum_fold(s);
+    s = sd_csum_add(s, l4, ck); /* everything but the checksum field */
+    s = sd_csum_add(s, l4 + ck + 2, l4len - ck - 2);
+    uint16_t c = sd_csum_fold(s);
+    return c == 0 && pkt->proto == 17 ? 0xffff : c;
 }
 
 int sd_strat_fragment(uint8_t *out, size_t cap, const struct sd_pkt *pkt, size_t from, size_t to, uint16_t ip_id)
 {
-    int rc = check_v4_tcp(pkt);
-    if (rc < 0)
-        return rc;
-    size_t l4len = (size_t)pkt->tcp_hlen + pkt->payload_len;
+    if (pkt->family != 4 || (pkt->proto != 6 && pkt->proto != 17) || !(pkt->flags & SD_PKT_L4) ||
+        pkt->l4_off - pkt->l3_off != IPV4_HDR)
+        return SD_ENOTSUP;
+    size_t hl = pkt->proto == 6 ? pkt->tcp_hlen : 8, ck = pkt->proto == 6 ? 16 : 6;
+    size_t l4len = hl + pkt->payload_len;
     if (from % 8 || from >= to || to > l4len || (pkt->flags & (SD_PKT_TRUNCATED | SD_PKT_FRAG)))
         return SD_EINVAL;
     size_t total = IPV4_HDR + (to - from);
@@ -142,12 +145,12 @@ int sd_strat_fragment(uint8_t *out, size_t cap, const struct sd_pkt *pkt, size_t
     sd_put16be(out + 4, ip_id);
     sd_put16be(out + 6, (uint16_t)((to < l4len ? 0x2000 : 0) | (from / 8))); /* MF, offset; DF cleared */
     memcpy(out + IPV4_HDR, pkt->frame + pkt->l4_off + from, to - from);
-    if (from < 18 && to > 16) { /* the checksum field is in this fragment: make it right */
-        uint16_t c = tcp_csum(pkt, l4len);
+    if (from < ck + 2 && to > ck) { /* the checksum field is in this fragment: make it right */
+        uint16_t c = l4_csum(pkt, l4len, ck);
         uint8_t cb[2] = {(uint8_t)(c >> 8), (uint8_t)c};
-        for (size_t i = 16; i < 18; i++)
+        for (size_t i = ck; i < ck + 2; i++)
             if (i >= from && i < to)
-                out[IPV4_HDR + i - from] = cb[i - 16];
+                out[IPV4_HDR + i - from] = cb[i - ck];
     }
     sd_put16be(out + 10, 0);
     sd_put16be(out + 10, sd_csum_fold(sd_csum_add(0, out, IPV4_HDR)));
