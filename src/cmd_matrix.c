@@ -18,8 +18,8 @@
 #include "matrix.h"
 #include "mono.h"
 
-static const char *const default_presets[] = {"tw21-initial", "tw21-tco-fixed", "tw21-exact",
-                                              "tw21-mobile-only", "tw22-sni3", "tw22-block"};
+static const char *const default_presets[] = {"tw21-initial", "tw21-tco-fixed", "tw21-exact", "tw21-mobile-only",
+                                              "tw22-sni3",    "tw22-block",     "quic22-v1",  "quic22-initial"};
 
 static void usage(FILE *f)
 {
@@ -32,7 +32,9 @@ static void usage(FILE *f)
             "\n"
             "Options:\n"
             "  --preset P[,P...]     presets (repeatable; default: tw21-initial, tw21-tco-fixed,\n"
-            "                        tw21-exact, tw21-mobile-only, tw22-sni3, tw22-block)\n"
+            "                        tw21-exact, tw21-mobile-only, tw22-sni3, tw22-block,\n"
+            "                        quic22-v1, quic22-initial); TCP strategies run against\n"
+            "                        presets with TCP rules, QUIC ones against QUIC presets\n"
             "  --strategy S          one strategy, NAME or NAME:ARGS (repeatable; default: all)\n"
             "  --strategies 'S S'    several, separated by spaces\n"
             "  --external NAME=CMD   an external client as one more strategy (see slowdown evade\n"
@@ -45,6 +47,7 @@ static void usage(FILE *f)
             "  --evade-at R          goodput ratio from which a cell evades (default 0.5)\n"
             "  --idle-timeout S      the censor's timeout.action for the idle strategy (default 2)\n"
             "  --json                JSON lines instead of the table\n"
+            "  --json-out FILE       also write the JSON lines to FILE\n"
             "  --svg FILE            write the matrix as SVG\n"
             "  --html FILE           write an HTML page (the SVG and the strategies)\n"
             "  --quiet               no progress lines on stderr\n"
@@ -53,7 +56,7 @@ static void usage(FILE *f)
 
 struct opts {
     struct sd_matrix_config cfg;
-    const char *svg, *html;
+    const char *svg, *html, *json_out;
     bool json, quiet;
     char presets[512];
     size_t presets_len;
@@ -111,13 +114,14 @@ static int add_presets(struct opts *o, const char *list)
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum { O_PRESET = 256, O_STRAT, O_STRATS, O_EXT, O_PAR, O_SECS, O_SKIP, O_SHAPE, O_SNI, O_AT, O_IDLE, O_JSON,
-           O_SVG, O_HTML, O_QUIET };
+           O_SVG, O_HTML, O_QUIET, O_JSONOUT };
     static const struct option lo[] = {
         {"preset", 1, NULL, O_PRESET},  {"strategy", 1, NULL, O_STRAT}, {"strategies", 1, NULL, O_STRATS},
         {"external", 1, NULL, O_EXT},   {"parallel", 1, NULL, O_PAR},   {"seconds", 1, NULL, O_SECS},
         {"skip", 1, NULL, O_SKIP},      {"shape-kbit", 1, NULL, O_SHAPE}, {"sni", 1, NULL, O_SNI},
         {"evade-at", 1, NULL, O_AT},    {"idle-timeout", 1, NULL, O_IDLE}, {"json", 0, NULL, O_JSON},
         {"svg", 1, NULL, O_SVG},        {"html", 1, NULL, O_HTML},      {"quiet", 0, NULL, O_QUIET},
+        {"json-out", 1, NULL, O_JSONOUT},
         {"help", 0, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     uint64_t v;
@@ -158,6 +162,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_JSON: o->json = true; break;
         case O_SVG: o->svg = optarg; break;
         case O_HTML: o->html = optarg; break;
+        case O_JSONOUT: o->json_out = optarg; break;
         case O_QUIET: o->quiet = true; break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
         default:
@@ -186,17 +191,15 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-static int write_file(const char *path, const struct opts *o, const struct sd_matrix_result *res, bool html)
+static int write_file(const char *path, const struct opts *o, const struct sd_matrix_result *res,
+                      void (*fn)(FILE *, const struct sd_matrix_config *, const struct sd_matrix_result *))
 {
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "slowdown matrix: cannot write %s\n", path);
         return -1;
     }
-    if (html)
-        sd_matrix_write_html(f, &o->cfg, res);
-    else
-        sd_matrix_write_svg(f, &o->cfg, res);
+    fn(f, &o->cfg, res);
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -236,7 +239,9 @@ int sd_matrix_main(int argc, char **argv)
     else
         sd_matrix_print_table(stdout, &o->cfg, &res);
     int out = res.stopped ? SD_EXIT_ERR : SD_EXIT_OK;
-    if ((o->svg && write_file(o->svg, o, &res, false) < 0) || (o->html && write_file(o->html, o, &res, true) < 0))
+    if ((o->svg && write_file(o->svg, o, &res, sd_matrix_write_svg) < 0) ||
+        (o->html && write_file(o->html, o, &res, sd_matrix_write_html) < 0) ||
+        (o->json_out && write_file(o->json_out, o, &res, sd_matrix_print_json) < 0))
         out = SD_EXIT_ERR;
     sd_matrix_result_free(&res);
     if (o->cfg.stop_fd >= 0)

@@ -40,10 +40,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "evade_proxy.h"
 #include "lab.h"
 #include "matrix.h"
-#include "evade_proxy.h"
 #include "mono.h"
+#include "policy.h"
 
 enum { PROXY_PORT = 8080, MAX_BINS = 600, KEY_MAX = 320 };
 
@@ -75,7 +76,7 @@ struct worker {
     char lab[SD_LAB_ID_MAX];
     bool lab_up;
     int prev_ns;
-    struct sd_proxy_thread proxy;
+    struct sd_proxy_thread proxy, udp;
     uint64_t bins[MAX_BINS];
 };
 
@@ -95,6 +96,35 @@ int sd_matrix_score(const struct sd_matrix_run *c, const struct sd_matrix_run *t
     if (!t->ran || t->end != SD_FETCH_DONE || t->bytes == 0 || t->tail_bytes == 0)
         return SD_OUTCOME_BLOCKED;
     return *ratio >= evade_at ? SD_OUTCOME_EVADES : SD_OUTCOME_THROTTLED;
+}
+
+int sd_matrix_preset_kinds(const char *name, bool *tcp, bool *quic, char *err, size_t errlen)
+{
+    struct sd_policy_builder *b = sd_policy_builder_new();
+    struct sd_policy_error pe;
+    struct sd_policy *pol = NULL;
+
+    *tcp = *quic = false;
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return SD_ENOMEM;
+    }
+    if (sd_policy_builder_preset(b, name, &pe) == 0)
+        pol = sd_policy_builder_finish(b, &pe);
+    sd_policy_builder_free(b);
+    if (!pol) {
+        snprintf(err, errlen, "no preset '%s' (slowdown presets)", name);
+        return SD_ENOENT;
+    }
+    *quic = pol->inspect.quic_mode != SD_QUIC_OFF;
+    for (unsigned i = 0; i < pol->n_rules && !*tcp; i++) {
+        bool udp_only = false;
+        for (unsigned c = 0; c < pol->rules[i].n_conds; c++)
+            udp_only |= pol->rules[i].conds[c].kind == SD_C_UDP && !pol->rules[i].conds[c].negate;
+        *tcp = !udp_only;
+    }
+    sd_policy_free(pol);
+    return 0;
 }
 
 void sd_matrix_extra_policy(const char *preset, const struct sd_matrix_strategy *s, uint32_t idle_timeout_s,
@@ -121,6 +151,11 @@ static int make_jobs(struct shared *sh)
         return SD_ENOMEM;
     for (int p = -1; p < (int)cfg->n_presets; p++) {
         for (unsigned s = 0; s < cfg->n_strategies; s++) {
+            bool used = false;
+            for (unsigned q = 0; q < cfg->n_presets; q++)
+                used |= sh->res->applies[q][s];
+            if (p < 0 ? !used : !sh->res->applies[p][s])
+                continue;
             struct job *j = &sh->jobs[k++];
             j->preset = p;
             j->strategy = s;
@@ -178,6 +213,7 @@ static void lab_teardown(struct worker *w)
     char err[300];
 
     sd_proxy_thread_stop(&w->proxy);
+    sd_proxy_thread_stop(&w->udp);
     if (w->prev_ns >= 0) {
         sd_lab_leave(w->prev_ns);
         w->prev_ns = -1;
@@ -237,9 +273,12 @@ static int lab_for(struct worker *w, const struct job *j, char *err, size_t errl
     pthread_mutex_unlock(&w->sh->mu);
     rc = sd_proxy_thread_start(&w->proxy, w->lab, SD_LAB_SERVER4, PROXY_PORT);
     if (rc == 0)
+        rc = sd_quicbulk_thread_start(&w->udp, w->lab, SD_LAB_SERVER4, SD_LAB_TLS_PORT);
+    if (rc == 0)
         rc = sd_lab_enter(w->lab, SD_LAB_CLIENT, &w->prev_ns);
     if (rc < 0) {
-        snprintf(err, errlen, "lab %s: %s", w->lab, w->proxy.err[0] ? w->proxy.err : "cannot enter its client");
+        snprintf(err, errlen, "lab %s: %s", w->lab,
+                 w->proxy.err[0] ? w->proxy.err : w->udp.err[0] ? w->udp.err : "cannot enter its client");
         lab_teardown(w);
     }
     return rc;
@@ -366,6 +405,8 @@ static void score_all(const struct sd_matrix_config *cfg, struct sd_matrix_resul
     for (unsigned p = 0; p < cfg->n_presets; p++) {
         for (unsigned s = 0; s < cfg->n_strategies; s++) {
             struct sd_matrix_cell *c = &res->cells[p * cfg->n_strategies + s];
+            if (!res->applies[p][s])
+                continue;
             c->outcome = (uint8_t)sd_matrix_score(&res->control[s], &c->run, at, &c->ratio);
         }
     }
@@ -386,6 +427,17 @@ int sd_matrix_run(const struct sd_matrix_config *cfg, struct sd_matrix_result *r
     if (!cfg->n_presets || !cfg->n_strategies) {
         snprintf(err, errlen, "nothing to run");
         return SD_EINVAL;
+    }
+    for (unsigned p = 0; p < cfg->n_presets; p++) {
+        bool tcp, quic;
+        rc = sd_matrix_preset_kinds(cfg->presets[p], &tcp, &quic, err, errlen);
+        if (rc < 0)
+            return rc;
+        for (unsigned s = 0; s < cfg->n_strategies; s++) {
+            const struct sd_matrix_strategy *st = &cfg->strategies[s];
+            bool udp = !st->external && (st->spec.def->needs & SD_EVADE_NEED_UDP);
+            res->applies[p][s] = udp ? quic : tcp;
+        }
     }
     memset(&sh, 0, sizeof(sh));
     sh.cfg = cfg;

@@ -78,6 +78,7 @@ struct sd_matrix_cell {
 };
 
 struct sd_matrix_result {
+    bool applies[SD_MATRIX_MAX_PRESETS][SD_MATRIX_MAX_STRATEGIES]; /* the cell is run at all */
     struct sd_matrix_run control[SD_MATRIX_MAX_STRATEGIES];
     struct sd_matrix_cell *cells; /* n_presets * n_strategies, [p * n_strategies + s] */
     uint64_t elapsed_ns;
@@ -92,6 +93,15 @@ const char *sd_outcome_name(unsigned o);
  * ratio (0 when the control has none). */
 int sd_matrix_score(const struct sd_matrix_run *control, const struct sd_matrix_run *test, double evade_at,
                     double *ratio);
+
+/*
+ * What preset |name| inspects: |*tcp| when one of its rules can fire on TCP
+ * (a rule without a `udp` condition), |*quic| when it looks at QUIC
+ * (inspect.quic not off). TCP strategies run against TCP presets, QUIC
+ * strategies (SD_EVADE_NEED_UDP) against QUIC ones. 0, or SD_ENOENT with
+ * |err| for an unknown preset.
+ */
+int sd_matrix_preset_kinds(const char *name, bool *tcp, bool *quic, char *err, size_t errlen);
 
 /* The policy text the matrix adds to preset |preset| for strategy |s|
  * ("" when none): the mobile set of tw21-mobile-only gets the lab's client

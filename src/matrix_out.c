@@ -76,9 +76,16 @@ void sd_matrix_print_table(FILE *f, const struct sd_matrix_config *cfg, const st
         }
         fputc('\n', f);
     }
+    unsigned runs = 0;
+    for (unsigned s = 0; s < cfg->n_strategies; s++) {
+        unsigned k = 0;
+        for (unsigned p = 0; p < cfg->n_presets; p++)
+            k += res->applies[p][s];
+        runs += k ? k + 1 : 0; /* and the control */
+    }
     fprintf(f, "\n%u strategies x %u presets: %u runs with the controls in %.1f s, %u labs set up, %.1f s of "
-               "transfer each; evades = goodput >= %.2f of the no-censor control%s\n",
-            cfg->n_strategies, cfg->n_presets, cfg->n_strategies * (cfg->n_presets + 1),
+               "transfer each; evades = goodput >= %.2f of the no-censor control; - = not applicable%s\n",
+            cfg->n_strategies, cfg->n_presets, runs,
             (double)res->elapsed_ns / 1e9, res->labs,
             (double)(cfg->duration_ns ? cfg->duration_ns : 2500000000ull) / 1e9,
             cfg->evade_at > 0 ? cfg->evade_at : 0.5, res->stopped ? " (STOPPED: some cells did not run)" : "");

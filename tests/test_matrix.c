@@ -128,6 +128,8 @@ static void made_up(struct sd_matrix_config *cfg, struct sd_matrix_result *res, 
     snprintf(cells[4].run.note, sizeof(cells[4].run.note), "a \"quoted\" note");
     memset(&cells[5].run, 0, sizeof(cells[5].run)); /* did not run */
     for (unsigned i = 0; i < 6; i++)
+        res->applies[i / 3][i % 3] = true;
+    for (unsigned i = 0; i < 6; i++)
         cells[i].outcome = (uint8_t)sd_matrix_score(&res->control[i % 3], &cells[i].run, 0.5, &cells[i].ratio);
     res->elapsed_ns = 12345678900ull;
 }
@@ -208,6 +210,27 @@ static void test_table_and_pictures(void **state)
     free(html);
 }
 
+static void test_preset_kinds(void **state)
+{
+    bool tcp, quic;
+    char err[200];
+    (void)state;
+
+    assert_int_equal(sd_matrix_preset_kinds("tw21-exact", &tcp, &quic, err, sizeof(err)), 0);
+    assert_true(tcp);
+    assert_false(quic);
+    assert_int_equal(sd_matrix_preset_kinds("quic22-v1", &tcp, &quic, err, sizeof(err)), 0);
+    assert_false(tcp);
+    assert_true(quic);
+    assert_int_equal(sd_matrix_preset_kinds("quic23-sni", &tcp, &quic, err, sizeof(err)), 0);
+    assert_false(tcp);
+    assert_true(quic);
+    assert_int_equal(sd_matrix_preset_kinds("tw22-block", &tcp, &quic, err, sizeof(err)), 0);
+    assert_true(tcp);
+    assert_int_equal(sd_matrix_preset_kinds("no-such-preset", &tcp, &quic, err, sizeof(err)), SD_ENOENT);
+    assert_non_null(strstr(err, "no-such-preset"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_extra_policy),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_table_and_pictures),
+        cmocka_unit_test(test_preset_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
