@@ -50,7 +50,7 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
     struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
     unsigned char *data;
     int len = nfq_get_payload(nfa, &data);
-    struct sd_verdict v = {SD_V_PASS, NULL, 0};
+    struct sd_verdict v = {.kind = SD_V_PASS};
     struct sd_pkt pkt;
 
     (void)msg;

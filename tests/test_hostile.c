@@ -156,7 +156,7 @@ static struct sd_engine_stats stats(const struct hostile *h)
 static int feed_frame(struct hostile *h, const uint8_t *frame, size_t len)
 {
     struct sd_pkt p;
-    struct sd_verdict v = {SD_V_PASS, NULL, 0};
+    struct sd_verdict v = {.kind = SD_V_PASS};
     if (sd_pkt_decode(&p, SD_DLT_RAW_FILE, frame, len) != 0)
         return SD_V_PASS; /* what slowdown pcap does with an undecodable frame */
     sd_engine_packet(h->e, &p, h->now, &v);
