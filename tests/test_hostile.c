@@ -333,35 +333,31 @@ static void flood_packet(struct hostile *h, unsigned kind)
     assert_int_equal(feed(h, &s), SD_V_PASS);
 }
 
-/*
- * 200,000 flood packets (about 150,000 new flows) at 10,000 packets a
- * second against a table of 4096 flows. Eight legitimate flows start inside
- * the flood, two seconds apart, alternating twitter.com and example.org;
- * each downloads 200 segments at about 1.2 Mbit/s, its packets interleaved
- * with the flood's. While the flood runs the table stays at or under its
- * capacity, the flood's flows are evicted, and RSS does not grow; the
- * legitimate flows keep their state (ended exactly once, at shutdown) and get
- * their verdicts: twitter.com throttled (most of its download dropped by the
- * 128 kbit/s policer), example.org untouched.
- */
-static void syn_flood_keeps_verdicts(void **state)
+enum { NLEGIT = 8, SEGS = 200 };
+
+struct flood_result {
+    long rss0, rss1;     /* kB, after the first 20,000 packets and at the end */
+    uint64_t max_active; /* flows in the table, sampled every 1000 packets */
+};
+
+/* Runs |n| flood packets (n >= 100,000) at 10,000 a second; eight
+ * legitimate flows start inside it, |n| / 10 packets apart, alternating
+ * twitter.com and example.org, each downloading SEGS segments (2 s) at about
+ * 1.2 Mbit/s with its packets interleaved with the flood's. */
+static struct flood_result flood_with_legit(struct hostile *h, unsigned n, uint32_t cap)
 {
-    (void)state;
-    enum { FLOOD = 200000, CAP = 4096, NLEGIT = 8, SEGS = 200 };
-    struct hostile *h = setup("tw21-exact", NULL, CAP, 0);
+    struct flood_result fr = {-1, -1, 0};
     struct conv c[NLEGIT];
     uint8_t buf[4096], seg[1460];
     memset(seg, 0x42, sizeof(seg));
     int sent[NLEGIT] = {0};
-    long rss0 = -1;
-    uint64_t max_active = 0;
-    for (unsigned t = 0; t < FLOOD; t++) {
+    for (unsigned t = 0; t < n; t++) {
         h->now += 100 * US;
         flood_packet(h, t);
         if (t == 20000)
-            rss0 = rss_kb();
+            fr.rss0 = rss_kb();
         for (int i = 0; i < NLEGIT; i++) {
-            unsigned start = 10000 + (unsigned)i * 20000;
+            unsigned start = n / 20 + (unsigned)i * (n / 10);
             if (t == start) {
                 conv_init(h, &c[i], "10.1.2.3", (uint16_t)(LEGIT_PORT + i), "203.0.113.5", 443);
                 conv_handshake(h, &c[i]);
@@ -376,26 +372,22 @@ static void syn_flood_keeps_verdicts(void **state)
         }
         if (t % 1000 == 0) {
             struct sd_engine_stats st = stats(h);
-            assert_true(st.flows_active <= CAP);
-            max_active = SD_MAX(max_active, st.flows_active);
+            assert_true(st.flows_active <= cap);
+            fr.max_active = SD_MAX(fr.max_active, st.flows_active);
         }
     }
-    struct sd_engine_stats st = stats(h);
-    long rss1 = rss_kb();
-    print_message("flood: %llu packets, %llu flows created, %llu evicted, %llu expired, max active %llu of %u; "
-                  "RSS %ld kB -> %ld kB\n",
-                  (unsigned long long)st.packets, (unsigned long long)st.flows_created,
-                  (unsigned long long)st.flows_evicted, (unsigned long long)st.flows_expired,
-                  (unsigned long long)max_active, CAP, rss0, rss1);
-    assert_true(st.flows_active <= CAP);
-    assert_int_equal(max_active, CAP);
-    assert_true(st.flows_created >= 140000);
-    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
-    assert_true(rss0 > 0 && rss1 > 0);
-    assert_true(rss1 - rss0 < 16 * 1024); /* no growth with the number of flows */
+    fr.rss1 = rss_kb();
     for (int i = 0; i < NLEGIT; i++)
         assert_int_equal(sent[i], SEGS);
-    finish(h);
+    return fr;
+}
+
+/* The legitimate flows of flood_with_legit, once the engine is finished:
+ * twitter.com throttled (most of its download dropped by the 128 kbit/s
+ * policer), example.org untouched, each ended exactly once (at shutdown or
+ * idle after its download: never evicted mid-flow and re-created). */
+static void assert_legit_verdicts(const struct hostile *h)
+{
     for (int i = 0; i < NLEGIT; i++) {
         uint16_t port = (uint16_t)(LEGIT_PORT + i);
         assert_legit(h, port, i % 2 ? "pass" : "throttle", i % 2 ? "example.org" : "twitter.com");
@@ -406,6 +398,63 @@ static void syn_flood_keeps_verdicts(void **state)
         else
             assert_true(l->dropped[1] > SEGS / 2);
     }
+}
+
+/*
+ * 200,000 flood packets (as many new flows) against a table of 4096 flows
+ * under tw21-exact, with eight legitimate flows inside the flood. While the
+ * flood runs the table stays at or under its capacity, the flood's flows
+ * are evicted, and RSS does not grow; the legitimate flows keep their state
+ * and get their verdicts.
+ */
+static void syn_flood_keeps_verdicts(void **state)
+{
+    (void)state;
+    enum { FLOOD = 200000, CAP = 4096 };
+    struct hostile *h = setup("tw21-exact", NULL, CAP, 0);
+    struct flood_result fr = flood_with_legit(h, FLOOD, CAP);
+    struct sd_engine_stats st = stats(h);
+    print_message("flood: %llu packets, %llu flows created, %llu evicted, %llu expired, max active %llu of %u; "
+                  "RSS %ld kB -> %ld kB\n",
+                  (unsigned long long)st.packets, (unsigned long long)st.flows_created,
+                  (unsigned long long)st.flows_evicted, (unsigned long long)st.flows_expired,
+                  (unsigned long long)fr.max_active, CAP, fr.rss0, fr.rss1);
+    assert_true(st.flows_active <= CAP);
+    assert_int_equal(fr.max_active, CAP);
+    assert_true(st.flows_created >= 140000);
+    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
+    assert_true(fr.rss0 > 0 && fr.rss1 > 0);
+    assert_true(fr.rss1 - fr.rss0 < 16 * 1024); /* no growth with the number of flows */
+    finish(h);
+    assert_legit_verdicts(h);
+    teardown(h);
+}
+
+/*
+ * The same flood under observe plus a twitter.com throttle rule: every flow
+ * is inspected (stream reassembly of the junk segments, decryption attempts
+ * of the QUIC-looking datagrams, names kept per flow), with 1024 flows and
+ * 64 reassembly slots. The table stays bounded (RSS is not measured here:
+ * per-flow allocations go through ASan's quarantine), and the legitimate
+ * flows get their verdicts.
+ */
+static void inspected_flood_keeps_verdicts(void **state)
+{
+    (void)state;
+    enum { FLOOD = 100000, CAP = 1024 };
+    struct hostile *h = setup("observe", "names tw twitter.com\n"
+                                         "rule tw when sni in tw then throttle rate=128kbit burst=16000\n",
+                              CAP, 64);
+    struct flood_result fr = flood_with_legit(h, FLOOD, CAP);
+    struct sd_engine_stats st = stats(h);
+    print_message("inspected flood: %llu flows created, %llu evicted, max active %llu of %u, %llu triggers\n",
+                  (unsigned long long)st.flows_created, (unsigned long long)st.flows_evicted,
+                  (unsigned long long)fr.max_active, CAP, (unsigned long long)st.triggers);
+    assert_int_equal(fr.max_active, CAP);
+    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
+    assert_int_equal(st.triggers, NLEGIT / 2);
+    finish(h);
+    assert_legit_verdicts(h);
     teardown(h);
 }
 
@@ -876,6 +925,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(syn_flood_keeps_verdicts),
+        cmocka_unit_test(inspected_flood_keeps_verdicts),
         cmocka_unit_test(half_open_flows_expire),
         cmocka_unit_test(conflicting_retransmissions),
         cmocka_unit_test(tiny_fragments),
