@@ -48,7 +48,7 @@ struct feed {
 static void feed_frame(struct feed *fd, int dlt, const uint8_t *frame, size_t len)
 {
     struct sd_pkt p;
-    struct sd_verdict v = {SD_V_PASS, NULL, 0};
+    struct sd_verdict v = {.kind = SD_V_PASS};
     if (sd_pkt_decode(&p, dlt, frame, len) != 0)
         return;
     sd_engine_packet(fd->e, &p, fd->now, &v);

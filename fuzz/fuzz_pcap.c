@@ -60,7 +60,7 @@ static void run(const uint8_t *data, size_t size, unsigned pol)
     while (pcap_next_ex(pc, &h, &frame) == 1) {
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
         struct sd_pkt p;
-        struct sd_verdict v = {SD_V_PASS, NULL, 0};
+        struct sd_verdict v = {.kind = SD_V_PASS};
         if (sd_pkt_decode(&p, dlt, frame, h->caplen) == 0) {
             sd_engine_packet(e, &p, ts, &v);
             sd_harness_check_verdict(&v);

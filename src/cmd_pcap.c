@@ -169,7 +169,7 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
     while ((nx = pcap_next_ex(pc, &h, &data)) == 1) {
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec; /* nano precision */
         struct sd_pkt pkt;
-        struct sd_verdict v = {SD_V_PASS, NULL, 0};
+        struct sd_verdict v = {.kind = SD_V_PASS};
         r->frames++;
         if (sd_pkt_decode(&pkt, dlt, data, h->caplen) == 0) {
             if (r->dump && pkt.l3_off <= sizeof(r->link)) {

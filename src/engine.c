@@ -566,6 +566,10 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
         if (x)
             x->dropped[dir]++;
     }
+    if (f->action != SD_A_PASS)
+        v->flags |= SD_VF_ACTION;
+    else if (!(f->flags & SD_FF_INSPECTING))
+        v->flags |= SD_VF_SETTLED;
     if (end_after) {
         flow_end(e, slot, SD_END_FINRST);
         sd_flow_remove(e->ft, slot);
@@ -582,6 +586,7 @@ static void emit_released(void *arg, const uint8_t *l3, size_t len)
 void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t now_ns, struct sd_verdict *v)
 {
     v->kind = SD_V_PASS;
+    v->flags = 0;
     v->data = NULL;
     v->len = 0;
     e->st.packets++;

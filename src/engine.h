@@ -31,8 +31,16 @@ enum sd_verdict_kind {
     SD_V_HOLD = 3,    /* the engine kept a copy (an IP fragment); it comes back through on_release */
 };
 
+/* What the verdict says about the packet's flow (for inline mode, which can
+ * stop sending a flow to user space once nothing more will happen to it). */
+enum sd_verdict_flag {
+    SD_VF_ACTION = 1 << 0,  /* the flow is under an action (throttle, block, freeze) */
+    SD_VF_SETTLED = 1 << 1, /* inspection is over and no action: the flow's later packets all pass */
+};
+
 struct sd_verdict {
     uint8_t kind;         /* enum sd_verdict_kind */
+    uint8_t flags;        /* enum sd_verdict_flag */
     const uint8_t *data;  /* SD_V_REPLACE: L3 packet, valid until the next engine call */
     size_t len;
 };

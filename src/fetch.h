@@ -110,6 +110,7 @@ struct sd_fetch_result {
  *
  * Upload goodput comes from the kernel's count of acknowledged bytes
  * (TCP_INFO tcpi_bytes_acked), so it includes TLS record overhead (< 1 %).
+ * OpenSSL writes with write(2): the process must ignore SIGPIPE.
  */
 int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r);
 
