@@ -9,7 +9,6 @@
  * for the duration of the run; without it, the caller is where it runs
  * (e.g. `slowdown lab exec ID client -- slowdown evade ...`).
  */
-#define _GNU_SOURCE
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

@@ -4,7 +4,6 @@
  * (matrix_out.c). SIGINT/SIGTERM stop it after the runs under way; what
  * ran is still printed and the labs are taken down.
  */
-#define _GNU_SOURCE
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

@@ -15,7 +15,6 @@
  * (junk-small, junk-large, ...) are rows of the same operation with other
  * defaults, so the matrix can show them side by side.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>

@@ -250,7 +250,7 @@ static bool stop_now(const struct pconn *c)
 /* The target must be this host: the address the client came in on, or loopback. */
 static bool target_ok(int fd, const struct sd_proxy_req *req, struct sockaddr_storage *to, socklen_t *tolen)
 {
-    struct sockaddr_storage me;
+    struct sockaddr_storage me = {0};
     socklen_t mlen = sizeof(me);
     char here[INET6_ADDRSTRLEN] = "";
 
@@ -289,11 +289,11 @@ static int send_all(int fd, const uint8_t *p, size_t n, uint64_t deadline)
         if (w > 0) {
             p += w;
             n -= (size_t)w;
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            return -1;
-        } else if (!sd_tconn_wait(fd, POLLOUT, deadline)) {
-            return -1;
+            continue;
         }
+        bool again = w == 0 || errno == EAGAIN || errno == EINTR;
+        if (!again || !sd_tconn_wait(fd, POLLOUT, deadline))
+            return -1;
     }
     return 0;
 }

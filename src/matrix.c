@@ -29,7 +29,6 @@
  * Policy additions are written to /run/slowdown/matrix-PID/ and removed at
  * the end.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

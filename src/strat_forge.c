@@ -28,7 +28,6 @@
  * during that call). IPv4 only: the lab's first router is the censor, so a
  * TTL of 1 is seen by the censor and dies there.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -147,7 +146,7 @@ int sd_strat_fragment(uint8_t *out, size_t cap, const struct sd_pkt *pkt, size_t
     memcpy(out + IPV4_HDR, pkt->frame + pkt->l4_off + from, to - from);
     if (from < ck + 2 && to > ck) { /* the checksum field is in this fragment: make it right */
         uint16_t c = l4_csum(pkt, l4len, ck);
-        uint8_t cb[2] = {(uint8_t)(c >> 8), (uint8_t)c};
+        const uint8_t cb[2] = {(uint8_t)(c >> 8), (uint8_t)c};
         for (size_t i = ck; i < ck + 2; i++)
             if (i >= from && i < to)
                 out[IPV4_HDR + i - from] = cb[i - ck];
@@ -199,7 +198,7 @@ int sd__forge_open(struct sd__evade_run *x)
     }
     f->to.sin_family = AF_INET;
     snprintf(f->dst, sizeof(f->dst), "%s", x->t->addr);
-    snprintf(f->dport, sizeof(f->dport), "%u", x->t->port ? x->t->port : 443);
+    snprintf(f->dport, sizeof(f->dport), "%u", (unsigned)(x->t->port ? x->t->port : 443));
     snprintf(f->sport, sizeof(f->sport), "%u", x->sport);
     f->raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     if (f->raw < 0 || setsockopt(f->raw, SOL_SOCKET, SO_MARK, &one, sizeof(one)) < 0) {
@@ -232,11 +231,10 @@ int sd__forge_open(struct sd__evade_run *x)
 
 void sd__forge_close(struct sd__forge *f)
 {
-    char *argv[RULE_ARGS];
-
     if (!f)
         return;
     if (f->rule_in) {
+        char *argv[RULE_ARGS];
         rule_argv(f, "-D", argv);
         sd_subproc_run(argv, NULL, 0);
     }

@@ -27,7 +27,6 @@
  * record header): it lacks quic_transport_parameters, which the censors
  * here do not look at.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -185,7 +184,7 @@ static int build_initial(struct qclient *q)
 /* The Initial as two IPv4 fragments from a raw socket, with the UDP socket's own port. */
 static int send_fragments(struct qclient *q)
 {
-    struct sockaddr_in me, to;
+    struct sockaddr_in me = {0}, to = {0};
     socklen_t len = sizeof(me);
     uint8_t pkt[INITIAL_MAX + 28], a[INITIAL_MAX + 28], b[INITIAL_MAX + 28];
     struct sd_pkt dp;

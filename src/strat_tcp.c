@@ -11,7 +11,6 @@
  * of the stream, only where segments start; retransmissions may coalesce,
  * which is fine: the lab loses nothing before the censor.
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/sockios.h>
@@ -70,7 +69,7 @@ static int cmp_size(const void *a, const void *b)
 int sd__evade_split(struct sd__evade_run *x, const uint8_t *p, size_t n, uint64_t deadline)
 {
     const struct sd_evade_spec *s = x->spec;
-    size_t cut[SD_EVADE_MAX_POS + 1], k = 0, from = 0;
+    size_t cut[SD_EVADE_MAX_POS + 1] = {0}, k = 0, from = 0;
     struct sd_evade_marks m;
     char list[96] = "";
     int rc = 0;

@@ -17,7 +17,6 @@
  * reason; OpenSSL will not register type 21, which it owns, hence the
  * GREASE type (strat.h).
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
