@@ -121,9 +121,11 @@ void sd_matrix_print_json(FILE *f, const struct sd_matrix_config *cfg, const str
             fprintf(f, ",\"strategy\":");
             json_str(f, cfg->strategies[s].name);
             fprintf(f, ",\"outcome\":\"%s\",\"goodput_ratio\":%.4f,\"kbps\":%.1f,\"control_kbps\":%.1f,"
-                       "\"end\":\"%s\",\"stage\":\"%s\",\"control_end\":\"%s\",\"applied\":%s,\"note\":",
+                       "\"end\":\"%s\",\"stage\":\"%s\",\"control_end\":\"%s\",\"applied\":%s,\"retried\":%s,"
+                    "\"note\":",
                     sd_outcome_name(c->outcome), c->ratio, c->run.kbps, ctl->kbps, sd_fetch_end_name(c->run.end),
-                    stages[c->run.stage % 3], sd_fetch_end_name(ctl->end), c->run.applied ? "true" : "false");
+                    stages[c->run.stage % 3], sd_fetch_end_name(ctl->end), c->run.applied ? "true" : "false",
+                    c->run.retried ? "true" : "false");
             json_str(f, c->run.note);
             fprintf(f, "}\n");
         }
