@@ -12,7 +12,7 @@
 
 #include "matrix.h"
 
-enum { CELL_W = 112, CELL_H = 24, NAME_W = 150, CTRL_W = 96, HEAD_H = 44, PAD = 10 };
+enum { CELL_W = 124, CELL_H = 24, NAME_W = 150, CTRL_W = 96, HEAD_H = 44, PAD = 10 };
 
 static const char *const colours[] = {"#2e9e44", "#f0a020", "#d03030", "#8a8a8a"};
 
