@@ -45,7 +45,7 @@ struct sd_matrix_run {
     double kbps;
     uint64_t bytes, late_bytes; /* late: after the skip (the burst allowance) */
     double secs;              /* wall time of the run */
-    bool retried;             /* run twice: its goodput fell between 15% and 60% of the link (the faster
+    bool retried;             /* run twice: its goodput fell between 5% and 60% of the link (the faster
                                  kept), or nothing came after the first burst (run again 3x as long) */
     char note[160];
     char detail[128];
