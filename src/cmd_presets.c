@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "policy.h"
 #include "preset.h"
+#include "timeline.h"
 
 int sd_presets_main(int argc, char **argv)
 {
@@ -43,7 +44,23 @@ int sd_presets_main(int argc, char **argv)
     }
     if (!json)
         printf("%-17s %-37s %s\n", "preset", "period (UTC)", "summary");
-    for (const struct sd_preset_file *f = sd_preset_files; f->name; f++) {
+    /* observe first, then the timeline's order, then anything else. */
+    const struct sd_preset_file *order[64];
+    size_t n = 0;
+    for (size_t k = 0; k <= sd_timeline_len + 1; k++) {
+        for (const struct sd_preset_file *f = sd_preset_files; f->name && n < SD_COUNTOF(order); f++) {
+            bool in_tl = false;
+            for (size_t j = 0; j < sd_timeline_len; j++)
+                in_tl |= !strcmp(sd_timeline[j].preset, f->name);
+            bool take = k == 0 ? !strcmp(f->name, "observe")
+                        : k <= sd_timeline_len ? !strcmp(f->name, sd_timeline[k - 1].preset)
+                                               : !in_tl && strcmp(f->name, "observe");
+            if (take)
+                order[n++] = f;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct sd_preset_file *f = order[i];
         struct sd_policy_builder *b = sd_policy_builder_new();
         struct sd_policy_error err;
         struct sd_policy *p = NULL;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "frag.h"
 #include "names.h"
 #include "quic.h"
 
@@ -73,9 +74,10 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->rmem = malloc((size_t)e->cfg.reasm_slots * rb);
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
+    e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
     if (e->cfg.track)
         e->ext = calloc(e->cfg.max_flows, sizeof(*e->ext));
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || (e->cfg.track && !e->ext)) {
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext)) {
         e->cfg.track = false;
         sd_engine_free(e);
         return NULL;
@@ -192,6 +194,7 @@ void sd_engine_free(struct sd_engine *e)
     free(e->rmem);
     free(e->scratch);
     sd_quic_ctx_free(e->quic);
+    sd_frag_free(e->frag);
     free(e);
 }
 
@@ -261,7 +264,7 @@ static bool ports_has(const struct sd_cond *c, uint16_t port)
 }
 
 struct eval {
-    uint64_t sni_m, host_m, dns_m, srv_m, cli_m;
+    uint64_t sni_m, host_m, dns_m, srv_m, cli_m, rem_m;
     uint16_t sport;
     uint8_t proto;
     bool opened_inside;
@@ -291,6 +294,9 @@ static bool cond_holds(const struct sd_cond *c, const struct eval *ev)
         break;
     case SD_C_CLIENT_IP:
         r = ev->cli_m & bit;
+        break;
+    case SD_C_REMOTE_IP:
+        r = ev->rem_m & bit;
         break;
     case SD_C_PORT:
         r = ports_has(c, ev->sport);
@@ -364,6 +370,7 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
     int fam = (f->flags & SD_FF_V6) ? 6 : 4;
     ev.srv_m = sd_ipset_lookup(p->ips, fam, cb ? f->a : f->b);
     ev.cli_m = sd_ipset_lookup(p->ips, fam, cb ? f->b : f->a);
+    ev.rem_m = (f->flags & SD_FF_OPEN_OUTSIDE) ? ev.cli_m : ev.srv_m;
     ev.sport = cb ? f->pa : f->pb;
     ev.proto = f->proto;
     ev.opened_inside = f->flags & SD_FF_OPEN_INSIDE;
@@ -450,21 +457,8 @@ static void flow_open(struct sd_engine *e, uint32_t slot, struct sd_flow *f, con
     evaluate(e, slot, f, NULL, false);
 }
 
-void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t now_ns, struct sd_verdict *v)
+static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd_verdict *v)
 {
-    v->kind = SD_V_PASS;
-    v->data = NULL;
-    v->len = 0;
-    e->st.packets++;
-    if (!e->have_epoch) {
-        e->epoch_ns = now_ns;
-        e->now_ns = now_ns;
-        e->have_epoch = true;
-    } else if (now_ns > e->now_ns) {
-        e->now_ns = now_ns;
-    }
-    if (!(pkt->flags & SD_PKT_L4) || (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
-        return;
     sweep(e, 2);
 
     struct sd_flow_key k;
@@ -558,6 +552,57 @@ void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t no
     if (end_after) {
         flow_end(e, slot, SD_END_FINRST);
         sd_flow_remove(e->ft, slot);
+    }
+}
+
+static void emit_released(void *arg, const uint8_t *l3, size_t len)
+{
+    struct sd_engine *e = arg;
+    if (e->cfg.on_release)
+        e->cfg.on_release(e->cfg.arg, l3, len, e->now_ns);
+}
+
+void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t now_ns, struct sd_verdict *v)
+{
+    v->kind = SD_V_PASS;
+    v->data = NULL;
+    v->len = 0;
+    e->st.packets++;
+    if (!e->have_epoch) {
+        e->epoch_ns = now_ns;
+        e->now_ns = now_ns;
+        e->have_epoch = true;
+    } else if (now_ns > e->now_ns) {
+        e->now_ns = now_ns;
+    }
+    if ((pkt->flags & SD_PKT_L4) && (pkt->proto == IPPROTO_TCP || pkt->proto == IPPROTO_UDP))
+        flow_packet(e, pkt, v);
+    if (!(pkt->flags & SD_PKT_FRAG) || !e->pol->inspect.frag_buffer)
+        return;
+    /* Spec 4.4: hold fragments until the set is complete, then forward them
+     * as they came, with the first fragment's TTL. The first fragment went
+     * through its flow above; if the flow's action dropped it, the whole set
+     * goes. */
+    if ((e->st.packets & 1023) == 0)
+        e->st.frag_exhausted += sd_frag_expire(e->frag, e->now_ns, 30ULL * 1000000000ULL);
+    uint32_t q;
+    bool condemn = v->kind != SD_V_PASS;
+    switch (sd_frag_add(e->frag, pkt, e->now_ns, e->pol->inspect.frag_max, condemn, &q)) {
+    case SD_FRAG_HELD:
+        v->kind = SD_V_HOLD;
+        e->st.held++;
+        break;
+    case SD_FRAG_RELEASE:
+        v->kind = SD_V_HOLD;
+        e->st.held++;
+        sd_frag_release(e->frag, q, emit_released, e);
+        break;
+    case SD_FRAG_DROP:
+        v->kind = SD_V_DROP;
+        break;
+    default:
+        e->st.frag_exhausted++;
+        break;
     }
 }
 

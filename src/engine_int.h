@@ -14,6 +14,7 @@
 #include "reasm.h"
 
 struct sd_quic_ctx;
+struct sd_frag;
 
 /* Bits of sd_flow.state. */
 enum {
@@ -70,6 +71,7 @@ struct sd_engine {
     uint32_t rfree;           /* free list head of rslots */
     uint8_t *scratch;         /* TLS stream scratch, reasm_bytes */
     struct sd_quic_ctx *quic;
+    struct sd_frag *frag;     /* held IP fragments (spec 4.4) */
     uint8_t out[128];         /* replacement packet */
     struct sd_engine_stats st;
 };

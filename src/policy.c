@@ -600,6 +600,7 @@ static int parse_cond(struct ctx *c, int *i, struct sd_cond *cond)
     } kinds[] = {
         {"sni", SD_C_SNI, 1},         {"host", SD_C_HOST, 1},         {"dns", SD_C_DNS, 1},
         {"name", SD_C_NAME, 1},       {"server", SD_C_SERVER_IP, 2}, {"client", SD_C_CLIENT_IP, 2},
+        {"remote", SD_C_REMOTE_IP, 2},
         {"tcp", SD_C_TCP, 0},         {"udp", SD_C_UDP, 0},           {"tls", SD_C_TLS, 0},
         {"ech", SD_C_ECH, 0},         {"nosni", SD_C_NOSNI, 0},       {"quic", SD_C_QUIC, 0},
         {"quic-fail", SD_C_QUIC_FAIL, 0}, {"opened-inside", SD_C_OPENED_INSIDE, 0},

@@ -89,6 +89,7 @@ enum sd_cond_kind {
     SD_C_NAME,       /* any of the three */
     SD_C_SERVER_IP,  /* server address in set */
     SD_C_CLIENT_IP,  /* client address in set */
+    SD_C_REMOTE_IP,  /* the outside endpoint's address in set (the server, or the opener if it came from outside) */
     SD_C_PORT,       /* server port in list */
     SD_C_TCP,        /* protocol is TCP */
     SD_C_UDP,        /* protocol is UDP */

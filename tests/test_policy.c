@@ -108,7 +108,7 @@ static void reports_errors_where_they_are(void **state)
     expect_error("set no.such.thing 1\n", 1, 5, "unknown parameter");
     expect_error("rule r when sni in nope then pass\n", 1, 20, "unknown name set 'nope'");
     expect_error("names s a.com\nrule r when sni in s then explode\n", 2, 27, "expected one of pass, throttle");
-    expect_error("names s a.com\nrule r when sni in s then throttle rate=fast\n", 2, 40, "invalid rate");
+    expect_error("names s a.com\nrule r when sni in s then throttle rate=fast\n", 2, 41, "invalid rate");
     expect_error("names s a.com\nrule r when sni in s then throttle rate=128kbit burst=10\n", 2, 27, "burst");
     expect_error("names s a.com\nrule r when sni in s\n", 2, 20, "expected 'then ACTION'");
     expect_error("names s a*b.com\n", 1, 9, "'*' may only start or end");

@@ -13,7 +13,11 @@ pass=0 fail=0
 while read -r cap preset; do
   case "$cap" in ''|'#'*) continue;; esac
   out="$work/$cap.$preset.out"
-  if ! "$SD_BIN" pcap --json --preset "$preset" "$work/$cap.pcap" >"$out" 2>"$work/err"; then
+  case "$preset" in
+    at=*) sel=(--at "${preset#at=}");;   # the presets in force at that time
+    *) sel=(--preset "$preset");;
+  esac
+  if ! "$SD_BIN" pcap --json "${sel[@]}" "$work/$cap.pcap" >"$out" 2>"$work/err"; then
     echo "FAIL $cap/$preset: slowdown exited non-zero: $(cat "$work/err")"; fail=$((fail+1)); continue
   fi
   if [ "${SD_BLESS:-0}" = 1 ]; then

@@ -48,10 +48,11 @@ static void on_end(void *arg, const struct sd_flow_report *r)
 
 static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts)
 {
-    (void)l3;
-    (void)len;
+    struct sd_trun *t = arg;
     (void)ts;
-    ((struct sd_trun *)arg)->released++;
+    if (t->released < 64 && len >= 20)
+        t->released_ttl[t->released] = (l3[0] >> 4) == 4 ? l3[8] : l3[7];
+    t->released++;
 }
 
 int sd_trun_file(struct sd_trun *t, const char *preset, const char *policy_text, const char *inside, const char *path)

@@ -24,6 +24,7 @@ struct sd_trun {
     struct sd_trun_flow flows[SD_TRUN_MAX_FLOWS];
     int n;
     uint64_t passed, dropped, replaced, held, released;
+    uint8_t released_ttl[64]; /* TTL / hop limit of the first 64 released packets */
     /* Optional: called for every packet after its verdict. */
     void (*on_packet)(void *arg, const struct sd_pkt *pkt, const struct sd_verdict *v, uint64_t ts_ns);
     void *arg;
