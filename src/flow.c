@@ -3,8 +3,9 @@
  * eviction.
  *
  * Layout: an array of 64-byte struct sd_flow (the slots) and an array of
- * uint32_t bucket heads (a power of two, at least the capacity). A bucket is a
- * singly linked chain through sd_flow.next; unused slots form a free list
+ * uint32_t bucket heads (a power of two, at least the capacity; each holds
+ * its first slot plus one, so zeroed memory is a table of empty buckets). A
+ * bucket is a singly linked chain through sd_flow.next; unused slots form a free list
  * through the same field and are marked by proto == 0 (only TCP and UDP flows
  * are ever stored). With one head per slot the mean chain is under one entry.
  * A bitmap of the slots in use (one bit per slot) lets the engine's sweep
@@ -20,13 +21,14 @@
  * instead of the 9 of the whole 40-byte struct; IPv6 keys hash all of it.
  *
  * Memory is capacity * 64 + heads * 4 + capacity / 8 bytes, reserved at
- * creation: 10 million flows take 640 MB + 64 MB + 1.25 MB. The slots are
- * zeroed pages the kernel maps on first use, and the free list's never-used
+ * creation: 10 million flows take 640 MB + 64 MB + 1.25 MB. The arrays are
+ * zeroed pages the kernel maps on first use (2 MB pages where allowed), and the free list's never-used
  * tail is implicit, so a table only costs the memory of the slots it has
  * used so far, up to that bound.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "flow.h"
 
@@ -34,8 +36,9 @@ _Static_assert(sizeof(struct sd_flow) == 64, "struct sd_flow must stay one cache
 
 struct sd_flow_table {
     struct sd_flow *slots;
-    uint32_t *heads;
+    uint32_t *heads;     /* first slot of each chain, plus one: 0 is an empty chain */
     uint64_t *used;      /* bit s set: slot s holds a flow (proto != 0) */
+    size_t slots_len, heads_len;
     uint32_t capacity;
     uint32_t mask;       /* heads - 1 */
     uint32_t count;
@@ -200,6 +203,38 @@ static bool key_eq(const struct sd_flow *f, const struct sd_flow_key *k)
 
 /* ---- table ---- */
 
+enum { HUGE_PAGE = 2u << 20 };
+
+/*
+ * Zeroed memory for the big arrays, mapped on first touch, on 2 MB pages
+ * where the kernel allows it (MADV_HUGEPAGE): lookups land at random in
+ * tens or hundreds of megabytes, and with 4 KB pages each one also misses
+ * the TLB (a nested page walk under virtualisation). Sizes round up to 2 MB.
+ */
+static void *big_alloc(size_t *len)
+{
+    size_t n = (*len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    uint8_t *p = mmap(NULL, n + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    size_t lead = (HUGE_PAGE - (uintptr_t)p % HUGE_PAGE) % HUGE_PAGE; /* align to 2 MB, give back the rest */
+    if (lead)
+        munmap(p, lead);
+    if (HUGE_PAGE - lead)
+        munmap(p + lead + n, HUGE_PAGE - lead);
+#ifdef MADV_HUGEPAGE
+    madvise(p + lead, n, MADV_HUGEPAGE);
+#endif
+    *len = n;
+    return p + lead;
+}
+
+static void big_free(void *p, size_t len)
+{
+    if (p)
+        munmap(p, len);
+}
+
 struct sd_flow_table *sd_flow_table_new(uint32_t capacity, const uint64_t key[2])
 {
     if (capacity == 0 || capacity > (1u << 30))
@@ -210,14 +245,15 @@ struct sd_flow_table *sd_flow_table_new(uint32_t capacity, const uint64_t key[2]
     uint32_t heads = 1;
     while (heads < capacity)
         heads <<= 1;
-    t->slots = calloc(capacity, sizeof(*t->slots));
-    t->heads = malloc((size_t)heads * sizeof(*t->heads));
+    t->slots_len = (size_t)capacity * sizeof(*t->slots);
+    t->heads_len = (size_t)heads * sizeof(*t->heads);
+    t->slots = big_alloc(&t->slots_len);
+    t->heads = big_alloc(&t->heads_len);
     t->used = calloc(((size_t)capacity + 63) / 64, sizeof(*t->used));
     if (!t->slots || !t->heads || !t->used) {
         sd_flow_table_free(t);
         return NULL;
     }
-    memset(t->heads, 0xff, (size_t)heads * sizeof(*t->heads));
     t->capacity = capacity;
     t->mask = heads - 1;
     /* The free list starts as every slot in order; its never-used tail is
@@ -234,15 +270,15 @@ void sd_flow_table_free(struct sd_flow_table *t)
 {
     if (!t)
         return;
-    free(t->slots);
-    free(t->heads);
+    big_free(t->slots, t->slots_len);
+    big_free(t->heads, t->heads_len);
     free(t->used);
     free(t);
 }
 
 uint32_t sd_flow_lookup(const struct sd_flow_table *t, const struct sd_flow_key *k, uint64_t h)
 {
-    uint32_t i = t->heads[h & t->mask];
+    uint32_t i = t->heads[h & t->mask] - 1; /* SD_FLOW_NONE when empty */
     while (i != SD_FLOW_NONE) {
         const struct sd_flow *f = &t->slots[i];
         if (key_eq(f, k))
@@ -270,11 +306,16 @@ void sd_flow_remove(struct sd_flow_table *t, uint32_t slot)
     struct sd_flow *f = &t->slots[slot];
     if (f->proto == 0)
         return;
-    uint32_t *link = &t->heads[slot_hash(t, f) & t->mask];
-    while (*link != SD_FLOW_NONE && *link != slot)
-        link = &t->slots[*link].next;
-    if (*link == slot)
-        *link = f->next;
+    uint32_t *head = &t->heads[slot_hash(t, f) & t->mask];
+    if (*head - 1 == slot) {
+        *head = f->next + 1;
+    } else {
+        uint32_t i = *head - 1;
+        while (i != SD_FLOW_NONE && t->slots[i].next != slot)
+            i = t->slots[i].next;
+        if (i != SD_FLOW_NONE)
+            t->slots[i].next = f->next;
+    }
     t->used[slot / 64] &= ~(1ULL << (slot % 64));
     memset(f, 0, sizeof(*f));
     f->next = t->free_head;
@@ -333,8 +374,8 @@ uint32_t sd_flow_insert(struct sd_flow_table *t, const struct sd_flow_key *k, ui
     f->flags = k->v6 ? SD_FF_V6 : 0;
     f->last_ms = now_ms;
     uint32_t *head = &t->heads[h & t->mask];
-    f->next = *head;
-    *head = slot;
+    f->next = *head - 1;
+    *head = slot + 1;
     if (f->proto != 0)
         t->used[slot / 64] |= 1ULL << (slot % 64);
     t->count++;
