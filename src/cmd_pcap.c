@@ -2,10 +2,12 @@
  * cmd_pcap.c - 'slowdown pcap': the censor over captured traffic.
  *
  * Reads pcap and pcapng files with libpcap (nanosecond timestamps where the
- * file has them), feeds every packet to one engine in file order with its
- * capture time, writes what the censor let through with -o, and prints the
- * flows (a table, or the JSON lines of the interface contract). Several files
- * are one capture, read one after the other.
+ * file has them; classic pcap without a filter goes through the faster
+ * reader of pcapfile.h, which yields the same packets), feeds every packet
+ * to one engine in file order with its capture time, writes what the
+ * censor let through with -o, and prints the flows (a table, or the JSON
+ * lines of the interface contract). Several files are one capture, read one
+ * after the other.
  */
 #include <getopt.h>
 #include <pcap/pcap.h>
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "clipolicy.h"
 #include "engine.h"
+#include "pcapfile.h"
 #include "pkt.h"
 #include "policy.h"
 #include "report.h"
@@ -97,8 +100,77 @@ static void on_flow_end(void *arg, const struct sd_flow_report *fr)
     sd_report_add(((void **)arg)[0], fr);
 }
 
+/* Opens the -o file on the first capture; later ones must share its link type. */
+static int open_output(struct run *r, const char *path, int dlt, const char *out_path)
+{
+    if (out_path && !r->dump) {
+        r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
+        r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
+        if (!r->dump) {
+            fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path, r->dead ? pcap_geterr(r->dead) : "cannot open");
+            return 1;
+        }
+        r->out_dlt = dlt;
+    } else if (r->dump && dlt != r->out_dlt) {
+        fprintf(stderr, "slowdown %s: %s: link type %d differs from the first file's (%d); -o needs one link type\n",
+                r->cmd, path, dlt, r->out_dlt);
+        return 1;
+    }
+    return 0;
+}
+
+/* One captured frame through the censor (and to -o). */
+static void one_frame(struct run *r, struct sd_engine *e, int dlt, uint64_t ts, const uint8_t *data, uint32_t caplen)
+{
+    struct sd_pkt pkt;
+    struct sd_verdict v = {SD_V_PASS, NULL, 0};
+    r->frames++;
+    if (sd_pkt_decode(&pkt, dlt, data, caplen) == 0) {
+        if (r->dump && pkt.l3_off <= sizeof(r->link)) {
+            memcpy(r->link, data, pkt.l3_off);
+            r->link_len = pkt.l3_off;
+        }
+        sd_engine_packet(e, &pkt, ts, &v);
+    } else {
+        r->undecoded++;
+    }
+    if (!r->dump)
+        return;
+    if (v.kind == SD_V_PASS)
+        write_frame(r, ts, data, caplen);
+    else if (v.kind == SD_V_REPLACE)
+        write_l3(r, ts, v.data, v.len);
+}
+
+/* Classic pcap without a filter: the fast reader (pcapfile.h). Returns -1
+ * when it does not apply (pcapng, other link types, cannot open: libpcap
+ * then reads the file and reports), else the exit status of run_file. */
+static int run_fast(struct run *r, struct sd_engine *e, const char *path, const char *out_path)
+{
+    struct sd_pcapfile *f;
+    if (sd_pcapfile_open(&f, path) != 0)
+        return -1;
+    int dlt = sd_pcapfile_dlt(f), nx;
+    if (open_output(r, path, dlt, out_path)) {
+        sd_pcapfile_close(f);
+        return 1;
+    }
+    const uint8_t *data;
+    uint32_t caplen;
+    uint64_t ts;
+    while ((nx = sd_pcapfile_next(f, &data, &caplen, &ts)) == 1)
+        one_frame(r, e, dlt, ts, data, caplen);
+    if (nx < 0)
+        fprintf(stderr, "slowdown %s: %s: %s (after %llu packets)\n", r->cmd, path, sd_pcapfile_error(f), r->frames);
+    sd_pcapfile_close(f);
+    return nx < 0;
+}
+
 static int run_file(struct run *r, struct sd_engine *e, const char *path, const char *filter, const char *out_path)
 {
+    int fast = filter ? -1 : run_fast(r, e, path, out_path);
+    if (fast >= 0)
+        return fast;
     char err[PCAP_ERRBUF_SIZE];
     pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!pc) {
@@ -122,18 +194,7 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
         }
         pcap_freecode(&prog);
     }
-    if (out_path && !r->dump) {
-        r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
-        r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
-        if (!r->dump) {
-            fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path, r->dead ? pcap_geterr(r->dead) : "cannot open");
-            pcap_close(pc);
-            return 1;
-        }
-        r->out_dlt = dlt;
-    } else if (r->dump && dlt != r->out_dlt) {
-        fprintf(stderr, "slowdown %s: %s: link type %d differs from the first file's (%d); -o needs one link type\n",
-                r->cmd, path, dlt, r->out_dlt);
+    if (open_output(r, path, dlt, out_path)) {
         pcap_close(pc);
         return 1;
     }
@@ -143,24 +204,7 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
     int nx;
     while ((nx = pcap_next_ex(pc, &h, &data)) == 1) {
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec; /* nano precision */
-        struct sd_pkt pkt;
-        struct sd_verdict v = {SD_V_PASS, NULL, 0};
-        r->frames++;
-        if (sd_pkt_decode(&pkt, dlt, data, h->caplen) == 0) {
-            if (r->dump && pkt.l3_off <= sizeof(r->link)) {
-                memcpy(r->link, data, pkt.l3_off);
-                r->link_len = pkt.l3_off;
-            }
-            sd_engine_packet(e, &pkt, ts, &v);
-        } else {
-            r->undecoded++;
-        }
-        if (!r->dump)
-            continue;
-        if (v.kind == SD_V_PASS)
-            write_frame(r, ts, data, h->caplen);
-        else if (v.kind == SD_V_REPLACE)
-            write_l3(r, ts, v.data, v.len);
+        one_frame(r, e, dlt, ts, data, h->caplen);
     }
     if (nx == PCAP_ERROR) {
         fprintf(stderr, "slowdown %s: %s: %s (after %llu packets)\n", r->cmd, path, pcap_geterr(pc), r->frames);
