@@ -89,7 +89,9 @@ static long fill(struct sd_pcapfile *r, size_t need)
  * linktype-to-DLT mapping; only raw IP differs), or -1. */
 static int dlt_of(uint32_t linktype)
 {
-    switch (linktype & 0xffff) {
+    if (linktype >> 16)
+        return -1; /* reserved or FCS bits: libpcap's business */
+    switch (linktype) {
     case LINKTYPE_RAW:
         return DLT_RAW;
     case 0:
@@ -99,7 +101,7 @@ static int dlt_of(uint32_t linktype)
     case 228:
     case 229:
     case 276:
-        return (int)(linktype & 0xffff);
+        return (int)linktype;
     }
     return -1;
 }
@@ -196,7 +198,9 @@ int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *capl
     }
     *data = r->buf + r->pos + REC_HDR;
     *caplen = SD_MIN(cap, r->snaplen);
-    *ts_ns = (uint64_t)sec * 1000000000u + (uint64_t)frac * (r->nano ? 1u : 1000u);
+    /* libpcap reads both fields as signed 32-bit numbers (a pre-1970 or
+     * post-2038 time is negative): the same arithmetic, modulo 2^64. */
+    *ts_ns = (uint64_t)(int64_t)(int32_t)sec * 1000000000u + (uint64_t)(int64_t)(int32_t)frac * (r->nano ? 1u : 1000u);
     r->pos += REC_HDR + (size_t)cap;
     return 1;
 }

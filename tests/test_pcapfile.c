@@ -135,8 +135,10 @@ static void byte_orders_and_precisions(void **state)
         for (int i = 0; i < 100; i++)
             record(&f, 1618056000u + (uint32_t)i, (uint32_t)(i * 12345) % ((v & 2) ? 1000000000u : 1000000u),
                    (uint32_t)(60 + i * 13), i);
+        record(&f, 0xfffffff0u, 0xffffffffu, 60, 100); /* libpcap reads the time as signed */
+        record(&f, 0x80000000u, 0x7fffffffu, 60, 101);
         save(&f, path, sizeof(path), f.n);
-        assert_int_equal(compare(path, &ef, &ep), 100);
+        assert_int_equal(compare(path, &ef, &ep), 102);
         assert_false(ef || ep);
         unlink(path);
         free(f.p);
@@ -234,8 +236,14 @@ static void leaves_the_rest_to_libpcap(void **state)
     save(&f, path, sizeof(path), f.n);
     assert_int_equal(sd_pcapfile_open(&r, path), SD_ENOTSUP);
     unlink(path);
+    free(f.p);
+    header(&f, false, false, 65535, 1 | 1u << 16); /* reserved bits of the link type field */
+    save(&f, path, sizeof(path), f.n);
+    assert_int_equal(sd_pcapfile_open(&r, path), SD_ENOTSUP);
+    unlink(path);
+    free(f.p);
+    header(&f, false, false, 65535, 1);
     f.p[6] = 3; /* version 2.3: caplen and len may be swapped */
-    f.p[20] = 1;
     save(&f, path, sizeof(path), f.n);
     assert_int_equal(sd_pcapfile_open(&r, path), SD_ENOTSUP);
     unlink(path);
