@@ -42,7 +42,7 @@ enum {
 
 struct sd_pcapfile {
     int fd;
-    bool swapped;      /* fields are big-endian */
+    bool swapped;      /* fields are big-endian (byte-swapped on a little-endian host) */
     bool nano;         /* ts_frac counts nanoseconds */
     bool eof;
     int dlt;
@@ -198,9 +198,13 @@ int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *capl
     }
     *data = r->buf + r->pos + REC_HDR;
     *caplen = SD_MIN(cap, r->snaplen);
-    /* libpcap reads both fields as signed 32-bit numbers (a pre-1970 or
-     * post-2038 time is negative): the same arithmetic, modulo 2^64. */
-    *ts_ns = (uint64_t)(int64_t)(int32_t)sec * 1000000000u + (uint64_t)(int64_t)(int32_t)frac * (r->nano ? 1u : 1000u);
+    /* libpcap reads both fields as signed 32-bit numbers in a file of the
+     * host's byte order and as unsigned ones in a byte-swapped file: the same
+     * arithmetic, modulo 2^64, so that odd times come out the same. */
+    bool native = r->swapped == (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+    uint64_t s64 = native ? (uint64_t)(int64_t)(int32_t)sec : sec;
+    uint64_t f64 = native ? (uint64_t)(int64_t)(int32_t)frac : frac;
+    *ts_ns = s64 * 1000000000u + f64 * (r->nano ? 1u : 1000u);
     r->pos += REC_HDR + (size_t)cap;
     return 1;
 }
