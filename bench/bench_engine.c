@@ -7,8 +7,12 @@
  * Figures (each the best of RUNS, default 3; the file is in the page cache
  * after the first pass):
  *   libpcap   pcap_next_ex over the file, touching each packet: the floor.
- *   file      the same loop plus sd_pkt_decode and sd_engine_packet, with the
- *             flow tracking 'slowdown pcap' uses (reports, names), one core.
+ *   reader    the same with pcapfile.h, the reader 'slowdown pcap' uses for
+ *             classic pcap files.
+ *   file      pcapfile + sd_pkt_decode + sd_engine_packet, with the flow
+ *             tracking 'slowdown pcap' uses (reports, names), one core: the
+ *             product's path without the printing.
+ *   file/libpcap  the same over libpcap (the path for pcapng and -f).
  *   mem       the capture read into memory first (I/O not measured), then
  *             decode + engine, tracking off (what an inline worker does).
  *   mem+track as mem, with tracking on.
@@ -39,6 +43,7 @@
 
 #include "clipolicy.h"
 #include "engine.h"
+#include "pcapfile.h"
 #include "pkt.h"
 #include "policy.h"
 
@@ -149,29 +154,64 @@ static struct sd_engine *engine(const struct sd_policy *pol, bool track, uint32_
     return e;
 }
 
-/* libpcap + decode + engine, as 'slowdown pcap' runs them. */
-static int run_file(const char *path, const struct sd_policy *pol, uint32_t max_flows, struct span *t, uint64_t *drops)
+/* pcapfile.h alone, touching each packet. */
+static int run_reader(const char *path, struct span *t)
 {
-    pcap_t *pc = open_file(path);
-    if (!pc)
+    struct sd_pcapfile *r;
+    if (sd_pcapfile_open(&r, path) != 0)
+        return -1;
+    const uint8_t *d;
+    uint32_t caplen;
+    uint64_t ts, acc = 0;
+    struct span s = span_start();
+    while (sd_pcapfile_next(r, &d, &caplen, &ts) == 1)
+        acc += caplen + ts + (caplen ? d[0] + d[caplen - 1] : 0);
+    *t = span_end(s);
+    sd_pcapfile_close(r);
+    return acc == 42 ? 1 : 0;
+}
+
+static inline void one(struct sd_engine *e, int dlt, const uint8_t *d, uint32_t caplen, uint64_t ts, uint64_t *drops)
+{
+    struct sd_pkt pkt;
+    struct sd_verdict v;
+    if (sd_pkt_decode(&pkt, dlt, d, caplen) == 0) {
+        sd_engine_packet(e, &pkt, ts, &v);
+        *drops += v.kind != SD_V_PASS;
+    }
+}
+
+/* reader + decode + engine with tracking, as 'slowdown pcap' runs them;
+ * over libpcap when |use_libpcap|. */
+static int run_file(const char *path, bool use_libpcap, const struct sd_policy *pol, uint32_t max_flows, struct span *t,
+                    uint64_t *drops)
+{
+    struct sd_pcapfile *r = NULL;
+    pcap_t *pc = NULL;
+    if (use_libpcap ? !(pc = open_file(path)) : sd_pcapfile_open(&r, path) != 0)
         return -1;
     uint64_t sink = 0;
     struct sd_engine *e = engine(pol, true, max_flows, &sink);
-    int dlt = pcap_datalink(pc);
-    struct pcap_pkthdr *h;
-    const u_char *d;
     struct span s = span_start();
-    while (pcap_next_ex(pc, &h, &d) == 1) {
-        struct sd_pkt pkt;
-        struct sd_verdict v;
-        if (sd_pkt_decode(&pkt, dlt, d, h->caplen) == 0) {
-            sd_engine_packet(e, &pkt, ts_of(h), &v);
-            *drops += v.kind != SD_V_PASS;
-        }
+    if (pc) {
+        int dlt = pcap_datalink(pc);
+        struct pcap_pkthdr *h;
+        const u_char *d;
+        while (pcap_next_ex(pc, &h, &d) == 1)
+            one(e, dlt, d, h->caplen, ts_of(h), drops);
+    } else {
+        int dlt = sd_pcapfile_dlt(r);
+        const uint8_t *d;
+        uint32_t caplen;
+        uint64_t ts;
+        while (sd_pcapfile_next(r, &d, &caplen, &ts) == 1)
+            one(e, dlt, d, caplen, ts, drops);
     }
     *t = span_end(s);
     sd_engine_free(e);
-    pcap_close(pc);
+    if (pc)
+        pcap_close(pc);
+    sd_pcapfile_close(r);
     return 0;
 }
 
@@ -295,7 +335,7 @@ static struct span run_workers(const struct cap *c, const struct sd_policy *pol,
 
 struct figures {
     uint64_t packets, drops_file, drops_mem;
-    struct span pcap, file, mem, trk, w2;
+    struct span pcap, reader, file, filep, mem, trk, w2;
     double split;
     bool have_file, have_mem;
 };
@@ -342,8 +382,10 @@ static void print_figures(const struct figures *f)
     char x[128];
     if (f->have_file) {
         row("libpcap read loop (floor)", f, f->pcap, "");
+        row("pcapfile read loop", f, f->reader, "");
         snprintf(x, sizeof(x), "%llu dropped", (unsigned long long)f->drops_file);
-        row("file: libpcap+decode+engine+track", f, f->file, x);
+        row("file: pcapfile+decode+engine+track", f, f->file, x);
+        row("file: libpcap+decode+engine+track", f, f->filep, "");
     }
     if (f->have_mem) {
         snprintf(x, sizeof(x), "%llu dropped", (unsigned long long)f->drops_mem);
@@ -357,9 +399,11 @@ static void print_figures(const struct figures *f)
     getrusage(RUSAGE_SELF, &ru);
     printf("key packets=%llu", (unsigned long long)f->packets);
     if (f->have_file)
-        printf(" libpcap_mpps=%.4f file_mpps=%.4f file_ns=%.1f libpcap_wall_mpps=%.4f file_wall_mpps=%.4f",
-               mpps(f->packets, f->pcap.cpu), mpps(f->packets, f->file.cpu), (double)f->file.cpu / (double)f->packets,
-               mpps(f->packets, f->pcap.wall), mpps(f->packets, f->file.wall));
+        printf(" libpcap_mpps=%.4f reader_mpps=%.4f file_mpps=%.4f file_ns=%.1f filepcap_mpps=%.4f "
+               "libpcap_wall_mpps=%.4f file_wall_mpps=%.4f",
+               mpps(f->packets, f->pcap.cpu), mpps(f->packets, f->reader.cpu), mpps(f->packets, f->file.cpu),
+               (double)f->file.cpu / (double)f->packets, mpps(f->packets, f->filep.cpu), mpps(f->packets, f->pcap.wall),
+               mpps(f->packets, f->file.wall));
     if (f->have_mem)
         printf(" mem_mpps=%.4f mem_ns=%.1f memtrack_mpps=%.4f w2_mpps=%.4f scale2=%.3f scale2_wall=%.3f",
                mpps(f->packets, f->mem.cpu), (double)f->mem.cpu / (double)f->packets, mpps(f->packets, f->trk.cpu),
@@ -398,14 +442,22 @@ int main(int argc, char **argv)
     struct sd_policy *pol = sd_clipolicy_build(&cp, "bench_engine", "tw21-exact");
     if (!pol)
         return 1;
-    struct figures f = {.pcap = {UINT64_MAX, UINT64_MAX}, .file = {UINT64_MAX, UINT64_MAX}, .have_file = file};
+    const struct span none = {UINT64_MAX, UINT64_MAX};
+    struct figures f = {.pcap = none, .reader = none, .file = none, .filep = none, .have_file = file};
     for (int k = 0; k < runs && file; k++) {
-        struct span t, t2;
+        struct span t[4];
+        uint64_t d = 0;
         f.drops_file = 0;
-        if (run_libpcap(path, &t, &f.packets) < 0 || run_file(path, pol, max_flows, &t2, &f.drops_file) < 0)
+        if (run_libpcap(path, &t[0], &f.packets) < 0 || run_reader(path, &t[1]) < 0 ||
+            run_file(path, false, pol, max_flows, &t[2], &f.drops_file) < 0 ||
+            run_file(path, true, pol, max_flows, &t[3], &d) < 0) {
+            fprintf(stderr, "bench_engine: %s: cannot read (a classic pcap file is needed)\n", path);
             return 1;
-        span_best(&f.pcap, t);
-        span_best(&f.file, t2);
+        }
+        span_best(&f.pcap, t[0]);
+        span_best(&f.reader, t[1]);
+        span_best(&f.file, t[2]);
+        span_best(&f.filep, t[3]);
     }
     if (mem && mem_figures(path, pol, max_flows, runs, &f) != 0)
         return 1;
