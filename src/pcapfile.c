@@ -14,7 +14,7 @@
  *
  * Edge cases follow libpcap's savefile reader (sf-pcap.c), so both paths
  * give the same packets and the same errors, in the same words: a snaplen
- * of 0 or above 256 KB means 256 KB; a record longer than the snaplen is
+ * of 0 or above 2^31 - 1 means 256 KB; a record longer than the snaplen is
  * cut to it; a record above 256 KB, or a file that ends inside a record, is
  * an error. Versions other than 2.4 (whose caplen and len may be swapped)
  * and link types outside the set the decoder supports are left to libpcap
@@ -120,7 +120,7 @@ static int parse_header(struct sd_pcapfile *r)
     uint16_t major = r->swapped ? (uint16_t)(h[4] << 8 | h[5]) : (uint16_t)(h[5] << 8 | h[4]);
     uint16_t minor = r->swapped ? (uint16_t)(h[6] << 8 | h[7]) : (uint16_t)(h[7] << 8 | h[6]);
     r->snaplen = rd32(r, h + 16);
-    if (r->snaplen == 0 || r->snaplen > MAX_CAPLEN)
+    if (r->snaplen == 0 || r->snaplen > INT32_MAX) /* libpcap keeps any other value, even above 256 KB */
         r->snaplen = MAX_CAPLEN;
     r->dlt = dlt_of(rd32(r, h + 20));
     if (major != 2 || minor != 4 || r->dlt < 0)

@@ -192,7 +192,9 @@ static void cut_files_and_oversized_records(void **state)
     }
     free(f.p);
 
-    for (uint32_t snap = 65535; snap <= 262144; snap += 262144 - 65535) {
+    static const uint32_t snaps[] = {65535, 262144, 0x7f000000, 0x80000000};
+    for (size_t k = 0; k < sizeof(snaps) / sizeof(snaps[0]); k++) {
+        uint32_t snap = snaps[k]; /* libpcap keeps a snaplen up to 2^31 - 1 */
         header(&f, false, false, snap, 1);
         record(&f, 1, 1, 10, 0);
         put32(&f, 1), put32(&f, 2), put32(&f, 262145), put32(&f, 262145);
