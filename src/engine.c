@@ -29,6 +29,8 @@
 #include "names.h"
 #include "quic.h"
 
+_Static_assert(sizeof(struct sd_flow_ext) == 128, "two cache lines per flow's report counters");
+
 #ifndef IPPROTO_TCP
 #define IPPROTO_TCP 6
 #endif
@@ -75,8 +77,8 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
     e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
-    if (e->cfg.track)
-        e->ext = calloc(e->cfg.max_flows, sizeof(*e->ext));
+    if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL)
+        e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
     if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext)) {
         e->cfg.track = false;
         sd_engine_free(e);
@@ -189,7 +191,7 @@ void sd_engine_free(struct sd_engine *e)
         free(order);
     }
     sd_flow_table_free(e->ft);
-    free(e->ext);
+    free(e->ext_mem);
     free(e->rslots);
     free(e->rmem);
     free(e->scratch);
@@ -674,17 +676,19 @@ void sd__trace(struct sd_engine *e, uint32_t slot, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : SD_MIN((size_t)m, sizeof(line) - (size_t)n - 1));
     if (x->why_len + len + 2 > x->why_cap) {
-        size_t cap = x->why_cap ? x->why_cap * 2 : 512;
+        size_t cap = x->why_cap ? (size_t)x->why_cap * 2 : 512;
         while (cap < x->why_len + len + 2)
             cap *= 2;
+        if (cap > UINT32_MAX)
+            return;
         char *nw = realloc(x->why, cap);
         if (!nw)
             return;
         x->why = nw;
-        x->why_cap = cap;
+        x->why_cap = (uint32_t)cap;
     }
     memcpy(x->why + x->why_len, line, len);
-    x->why_len += len;
+    x->why_len += (uint32_t)len;
     x->why[x->why_len++] = '\n';
     x->why[x->why_len] = 0;
 }
