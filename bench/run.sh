@@ -116,9 +116,11 @@ MPPS_NDPI=$(calc "$NPK / $NDPI_CPU / 1e6")
 R=$(calc "$MPPS_SD / $MPPS_NDPI" 1)
 row "Offline, 1 core, tw21-exact: slowdown pcap --json (Mpps)" "$MPPS_SD" "ndpiReader $MPPS_NDPI" "${R}x" ">= 10x" "$(pass "$R >= 10")"
 
-FILE=$(kv "$E" file_mpps) PCAP=$(kv "$E" libpcap_mpps)
+FILE=$(kv "$E" file_mpps) PCAP=$(kv "$E" libpcap_mpps) READER=$(kv "$E" reader_mpps) FILEP=$(kv "$E" filepcap_mpps)
 R=$(calc "$FILE / $PCAP" 2)
-row "Offline, 1 core: libpcap+decode+engine in-process (Mpps)" "$FILE" "libpcap loop $PCAP" "$R" ">= 0.5" "$(pass "$R >= 0.5")"
+row "Offline, 1 core: read+decode+engine+tracking, in-process (Mpps)" "$FILE" "libpcap loop $PCAP" "$R" ">= 0.5" "$(pass "$R >= 0.5")"
+row "The same over libpcap (the path for pcapng and -f) (Mpps)" "$FILEP" "libpcap loop $PCAP" "$(calc "$FILEP / $PCAP" 2)" ">= 0.5" "$(pass "$FILEP / $PCAP >= 0.5")"
+row "Reader alone: pcapfile.h loop (Mpps)" "$READER" "libpcap loop $PCAP" "$(calc "$READER / $PCAP" 2)" "-" "info"
 MEM=$(kv "$E" mem_mpps)
 row "Engine alone, capture in memory (Mpps, ns/packet)" "$MEM ($(kv "$E" mem_ns) ns)" "libpcap loop $PCAP" "$(calc "$MEM / $PCAP" 2)" "-" "info"
 
@@ -128,7 +130,7 @@ if [ "$BIGRUN" = 1 ]; then
 fi
 
 if [ -n "$N" ]; then
-    for set in refilter synth-mix; do
+    for set in refilter synth-mix synth-even; do
         V=$(kv "$N" "${set}_ms_per_1m")
         [ -n "$V" ] && row "Names: compile $set (ms per million patterns)" "$V" "-" "-" "< 1000" "$(pass "$V < 1000")"
     done

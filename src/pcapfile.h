@@ -4,7 +4,7 @@
  * libpcap reads a savefile through stdio, one fread per header and one per
  * packet, each copied through a 4 KB stdio buffer: on a virtual machine the
  * system calls and the double copy cost more than the censor itself. This
- * reader fills a 1 MB buffer with read() and hands out each record in place.
+ * reader fills a large buffer with read() and hands out each record in place.
  * It handles classic pcap only (both byte orders, micro- and nanosecond
  * magic); anything else (pcapng) is left to libpcap, which the caller falls
  * back to on SD_ENOTSUP.

@@ -2,7 +2,7 @@
  * test_pcapfile.c - the fast classic-pcap reader (src/pcapfile.c).
  *
  * Files are written byte by byte here (both byte orders, micro- and
- * nanosecond magic, odd snaplens, records larger than the 1 MB buffer
+ * nanosecond magic, odd snaplens, records larger than the buffer
  * window, cut-off ends) and every one is also read with libpcap: the reader
  * must hand out exactly the records libpcap does, with the same times, and
  * fail where libpcap fails.
@@ -145,7 +145,7 @@ static void byte_orders_and_precisions(void **state)
     }
 }
 
-/* Records crossing the 1 MB window, records at the 256 KB maximum, empty
+/* Records crossing the buffer window, records at the 256 KB maximum, empty
  * records, and ones longer than the snaplen (cut to it, as libpcap does). */
 static void big_small_and_cut_records(void **state)
 {
