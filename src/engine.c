@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine_int.h"
 #include "frag.h"
@@ -52,6 +53,22 @@ static uint32_t now_ms(const struct sd_engine *e)
 
 /* ---- creation and release ---- */
 
+/* Asks for 2 MB pages over the whole 2 MB blocks of a large, lazily zeroed
+ * array indexed by flow slot: fewer page faults as it fills, fewer TLB
+ * misses once it has. */
+static void advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_engine_config *cfg)
 {
     struct sd_engine *e = calloc(1, sizeof(*e));
@@ -77,8 +94,10 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
     e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
-    if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL)
+    if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
         e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
+        advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
+    }
     if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext)) {
         e->cfg.track = false;
         sd_engine_free(e);
