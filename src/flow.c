@@ -17,8 +17,9 @@
  * chain (Redis dict.c, WireGuard's ratelimiter).
  *
  * Hashing covers only the bytes that matter: an IPv4 key packs into two
- * 64-bit words (addresses, ports, protocol), so SipHash-1-3 runs 6 rounds
- * instead of the 9 of the whole 40-byte struct; IPv6 keys hash all of it.
+ * 64-bit words (addresses, ports, protocol), so SipHash-1-3 (siphash.h) runs
+ * 6 rounds instead of the 9 of the whole 40-byte struct; IPv6 keys hash all
+ * of it.
  *
  * Memory is capacity * 64 + heads * 4 + capacity / 8 bytes, reserved at
  * creation: 10 million flows take 640 MB + 64 MB + 1.25 MB. The arrays are
@@ -31,6 +32,7 @@
 #include <sys/mman.h>
 
 #include "flow.h"
+#include "siphash.h"
 
 _Static_assert(sizeof(struct sd_flow) == 64, "struct sd_flow must stay one cache line");
 
@@ -45,85 +47,8 @@ struct sd_flow_table {
     uint32_t free_head;  /* released slots, most recent first */
     uint32_t fresh;      /* slots from here on were never used: the free list goes on with them, in order */
     uint64_t rng;        /* eviction sampling (xorshift64) */
-    uint64_t k0, k1;
+    uint8_t key[SD_SIPHASH_KEY_LEN];
 };
-
-/* ---- SipHash-1-3 over the 40-byte canonical key ---- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                                       \
-    do {                                                                                                               \
-        v0 += v1;                                                                                                      \
-        v1 = ROTL(v1, 13);                                                                                             \
-        v1 ^= v0;                                                                                                      \
-        v0 = ROTL(v0, 32);                                                                                             \
-        v2 += v3;                                                                                                      \
-        v3 = ROTL(v3, 16);                                                                                             \
-        v3 ^= v2;                                                                                                      \
-        v0 += v3;                                                                                                      \
-        v3 = ROTL(v3, 21);                                                                                             \
-        v3 ^= v0;                                                                                                      \
-        v2 += v1;                                                                                                      \
-        v1 = ROTL(v1, 17);                                                                                             \
-        v1 ^= v2;                                                                                                      \
-        v2 = ROTL(v2, 32);                                                                                             \
-    } while (0)
-
-static inline uint64_t le64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8); /* the hash only needs to be stable within one process */
-    return v;
-}
-
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const uint8_t *p, size_t n)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    uint64_t b = (uint64_t)n << 56;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t m = le64(p + i);
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t t = 0;
-    for (size_t j = 0; i + j < n; j++)
-        t |= (uint64_t)p[i + j] << (8 * j);
-    b |= t;
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* SipHash-1-3 of the 16-byte message m0 || m1 (little-endian words): the
- * same function as siphash13() over those 16 bytes. */
-static uint64_t siphash13_16(uint64_t k0, uint64_t k1, uint64_t m0, uint64_t m1)
-{
-    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-    uint64_t b = (uint64_t)16 << 56;
-    v3 ^= m0;
-    SIPROUND;
-    v0 ^= m0;
-    v3 ^= m1;
-    SIPROUND;
-    v0 ^= m1;
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /* ---- keys ---- */
 
@@ -186,12 +111,14 @@ void sd_flow_key_make(struct sd_flow_key *k, int family, const uint8_t *src, con
 
 uint64_t sd_flow_key_hash(const struct sd_flow_table *t, const struct sd_flow_key *k)
 {
-    if (!k->v6) {
-        uint64_t m0 = (uint64_t)load32(k->a) | (uint64_t)load32(k->b) << 32;
-        uint64_t m1 = (uint64_t)k->pa | (uint64_t)k->pb << 16 | (uint64_t)k->proto << 32;
-        return siphash13_16(t->k0, t->k1, m0, m1);
+    if (!k->v6) { /* SipHash-1-3 of 16 bytes: addresses, ports, protocol */
+        struct sd_sipstate s;
+        sd_sip_init(&s, t->key);
+        sd_sip_block(&s, (uint64_t)load32(k->a) | (uint64_t)load32(k->b) << 32, 1);
+        sd_sip_block(&s, (uint64_t)k->pa | (uint64_t)k->pb << 16 | (uint64_t)k->proto << 32, 1);
+        return sd_sip_final(&s, (uint64_t)16 << 56, 1, 3);
     }
-    return siphash13(t->k0, t->k1, (const uint8_t *)k, sizeof(*k));
+    return sd_siphash(t->key, k, sizeof(*k));
 }
 
 static bool key_eq(const struct sd_flow *f, const struct sd_flow_key *k)
@@ -260,9 +187,10 @@ struct sd_flow_table *sd_flow_table_new(uint32_t capacity, const uint64_t key[2]
      * implicit (fresh), so creating a big table touches none of its pages. */
     t->free_head = SD_FLOW_NONE;
     t->fresh = 0;
-    t->k0 = key ? key[0] : 0;
-    t->k1 = key ? key[1] : 0;
-    t->rng = (t->k0 ^ t->k1 ^ 0x9e3779b97f4a7c15ULL) | 1;
+    uint64_t k0 = key ? key[0] : 0, k1 = key ? key[1] : 0;
+    memcpy(t->key, &k0, 8);
+    memcpy(t->key + 8, &k1, 8);
+    t->rng = (k0 ^ k1 ^ 0x9e3779b97f4a7c15ULL) | 1;
     return t;
 }
 

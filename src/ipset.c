@@ -22,6 +22,10 @@
  * an optional "/len" in decimal without leading zeros. No whitespace, zone
  * ids or octal. Host bits below the prefix length are accepted and cleared
  * ("192.0.2.1/24" adds 192.0.2.0/24), as ipset(8) and iptables do.
+ *
+ * The families are separate sets: ::ffff:192.0.2.1 is an IPv6 address and
+ * matches only IPv6 prefixes. A lookup before compiling (or after a compile
+ * that failed) answers 0.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +50,7 @@ struct range {
 
 struct sd_ipset {
     bool compiled;
+    bool broken; /* a compile ran out of memory: only sd_ipset_free remains */
     size_t count;
     struct prefix *pfx;
     size_t npfx, cap;
@@ -106,7 +111,7 @@ size_t sd_ipset_count(const struct sd_ipset *s)
 
 int sd_ipset_add(struct sd_ipset *s, int family, const uint8_t *addr, unsigned plen, unsigned tag)
 {
-    if (s->compiled || tag >= SD_NAMES_MAX_TAGS || (family != 4 && family != 6))
+    if (s->compiled || s->broken || tag >= SD_NAMES_MAX_TAGS || (family != 4 && family != 6))
         return SD_EINVAL;
     unsigned alen = family == 4 ? 4 : 16;
     if (plen > alen * 8)
@@ -394,11 +399,15 @@ int sd_ipset_compile(struct sd_ipset *s)
 {
     if (s->compiled)
         return 0;
+    if (s->broken)
+        return SD_ENOMEM;
     int rc = v4_build(s);
     if (rc == 0)
         rc = family_build(s, 6, &s->v6start, &s->v6mask, &s->n6);
-    if (rc < 0)
+    if (rc < 0) {
+        s->broken = true; /* half-built: lookups keep answering 0 */
         return rc;
+    }
     free(s->pfx);
     s->pfx = NULL;
     s->npfx = s->cap = 0;
@@ -410,6 +419,8 @@ int sd_ipset_compile(struct sd_ipset *s)
 
 uint64_t sd_ipset_lookup(const struct sd_ipset *s, int family, const uint8_t *addr)
 {
+    if (!s->compiled)
+        return 0;
     if (family == 4) {
         if (s->n4 == 0)
             return 0;

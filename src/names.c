@@ -1,51 +1,66 @@
 /*
  * names.c - server names against large pattern sets.
  *
- * The four pattern kinds go to three structures, each picked so that a lookup
- * reads the name once per structure and touches few cache lines:
+ * Two structures. The three anchored kinds share one hash table; substrings
+ * get an Aho-Corasick automaton:
  *
- *   "t.co", "*.twimg.com"  -> one open-addressing hash table, keyed by the
- *                             body ("t.co", ".twimg.com"); exact and
- *                             dot-suffix tags kept apart in each slot.
- *   "*twitter.com"         -> a trie of the reversed bodies, walked from the
- *                             last byte of the name until it falls off.
- *   "*t.co*"               -> an Aho-Corasick automaton, one pass over the name.
+ *   "t.co"          key "t.co"         probed with the whole name
+ *   "*.twimg.com"   key ".twimg.com"   probed with each suffix that starts at a '.'
+ *   "*twitter.com"  key "twitter.com"  probed with each suffix
+ *   "*t.co*"        automaton          one pass over the name
  *
- * A bare suffix whose body starts with '.' ("*.twimg.com") means exactly the
- * dot-boundary suffix, so every suffix pattern with a leading dot is a hash
- * key; the rest go to the suffix trie.
+ * ("*.twimg.com" is exactly the bare suffix ".twimg.com"; it is filed as a
+ * dot suffix only to be probed at dots alone.)
  *
- * Hashing every label suffix in one pass. The hash of a key is SipHash-1-3 of
- * its bytes in reverse order, under a random key drawn at creation. Reading a
- * name from its last byte to its first, the hash state after k full words is
- * shared by every suffix longer than 8k bytes, so at each '.' the suffix hash
- * costs one final block and three rounds on a copy of the state: all probes of
- * "a.b.example.com" take one pass, and a name of 255 dots costs O(n), not
- * O(n^2). Probes are skipped for lengths no key has (two 256-bit maps), and
- * the walk stops once the suffix is longer than the longest key, so names of
- * any length are handled without a buffer. A slot stores the full 64-bit hash;
- * equal hashes are confirmed by comparing the bytes, so the result is exact.
+ * The suffix table, read in one pass from the last byte of the name:
  *
- * Tries. Both tries are laid out in breadth-first order from the sorted keys:
- * the children of state s are the consecutive states [st[s].child,
- * st[s+1].child), sorted by label, so a state needs no edge list of its own and
- * scanning the labels of the children loads the child it finds. Labels are
- * byte classes: the bytes that occur in some trie key, numbered in byte order
- * (so byte order = class order), class 0 for all others. A class-0 byte can
- * never continue a match, which resets the automaton in one step; with
- * SD_NAMES_CASEFOLD the class map sends 'A'..'Z' to the classes of 'a'..'z', so
- * the tries fold case for free. The root's children are found through a
- * direct 256-entry table. Each state carries an index into a small table of
- * distinct tag masks: for the automaton the union of the outputs along its
- * failure chain (computed once, so a lookup ORs one mask per byte); for the
- * suffix trie the tags of the keys ending there.
+ *   name   a . b . e x a m p l e . c o m      <- read this way
+ *   probe    ^   ^               ^            dot suffixes (".com" ...)
+ *          ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^      bare suffixes, where some key
+ *          ^                                  has that length; exact
  *
- * Case folding is ASCII only ('A'..'Z'), applied to patterns at add time and to
- * names while they are read (through a table), never into a copy: long names
- * are folded and matched over their whole length.
+ * Each suffix carries two hashes, both extended by one byte per step: a
+ * polynomial hash (h = (h + byte) * M, random M) that indexes a blocked Bloom
+ * filter per kind (3 bits in one 64-bit word, 16 to 32 bits per key: about
+ * 0.5% false positives, 2 to 4 MB per million keys, mostly in cache), and
+ * SipHash-1-3 of the suffix reversed, under a random key, whose state after
+ * each full word is shared by all longer suffixes. Only suffixes that pass a
+ * 256-entry table (length -> kinds with keys that long) and their kinds'
+ * filters are finalised (one block, three rounds) and probed. Their slots are
+ * prefetched, the automaton runs, and only then are they compared, so the
+ * cache misses of a lookup overlap instead of queueing. A name of 255 dots
+ * costs O(n), not O(n^2), and the walk stops once the suffix is longer than
+ * the longest key.
+ *
+ * A slot is 32 bytes: 32 bits of the SipHash, the index of the key's tags
+ * (a triple of masks: exact, dot suffix, suffix) and the key itself, inline
+ * up to 22 bytes, so a probe usually costs one cache line. Equal
+ * fingerprints are confirmed by comparing the bytes, so answers are exact
+ * whatever the hash.
+ * Large arrays ask for transparent huge pages: random probes into tens of MB
+ * otherwise pay a TLB miss on top of the cache miss.
+ *
+ * The automaton is laid out breadth-first from the sorted substrings: the
+ * children of state s are the consecutive states [st[s].child,
+ * st[s+1].child), sorted by label, so a state needs no edge list: its
+ * children's labels are one short run of a byte array. Labels are byte classes: bytes that occur in some
+ * substring, numbered in byte order; class 0 for every other byte, which
+ * resets the automaton at once. With SD_NAMES_CASEFOLD the class map sends
+ * 'A'..'Z' to the classes of 'a'..'z'. The first states in breadth-first
+ * order (the root and the shallow states where most steps land) get full
+ * transition rows with failures resolved, up to a fixed budget; deeper states
+ * scan their children and follow failure links. Each state points to the
+ * union of the tags of all substrings ending there or along its failure chain.
+ *
+ * Case folding is ASCII only, applied to patterns at add time and to names
+ * while they are read, never into a copy, so names of any length are folded
+ * over their whole length. Nothing is allocated per lookup. A lookup before
+ * compiling (or after a compile that failed) answers 0. Compiling frees the
+ * pattern list: the slots and the automaton keep all that lookups need.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -53,6 +68,14 @@
 #include "siphash.h"
 
 enum kind { K_EXACT, K_DSUFFIX, K_SUFFIX, K_SUBSTR };
+enum { W_EXACT = 1 << K_EXACT, W_DSUFFIX = 1 << K_DSUFFIX, W_SUFFIX = 1 << K_SUFFIX };
+
+enum {
+    PROBE_BATCH = 8,         /* candidates finalised and prefetched before comparing */
+    PREFETCH_AHEAD = 16,     /* keys hashed ahead of their insertion */
+    ROW_BUDGET = 256 * 1024, /* bytes of full automaton rows */
+    HUGE_MIN = 4 << 20,      /* arrays from this size ask for huge pages */
+};
 
 struct pat {
     uint32_t off; /* body in the arena */
@@ -61,52 +84,66 @@ struct pat {
     uint8_t tag;
 };
 
-/* Hash slot: 32 bytes, two per cache line. len == 0 marks a free slot. */
-struct hslot {
-    uint64_t h;
-    uint64_t exact; /* tags of exact patterns equal to the key */
-    uint64_t dsuf;  /* tags of "*<key>" patterns (key starts with '.') */
-    uint32_t off;   /* key bytes in the arena */
-    uint32_t len;
+/*
+ * A slot of the suffix table: 32 bytes, two per cache line, holding all a
+ * probe needs for keys up to SLOT_INLINE bytes. A longer key keeps its first
+ * SLOT_PREFIX bytes here and the offset of the whole key in longkeys after them.
+ */
+enum { SLOT_INLINE = 22, SLOT_PREFIX = 14 };
+
+struct slot {
+    uint32_t fp;     /* the high half of the key's SipHash */
+    uint32_t triple; /* index into triples */
+    uint16_t len;    /* 0 for a free slot */
+    uint8_t key[SLOT_INLINE];
 };
 
 struct tstate {
     uint32_t child; /* first child; the children end where st[s + 1].child starts */
-    uint32_t fail;  /* automaton failure link (0 in the suffix trie) */
-    uint32_t out;   /* index into masks[], 0 for none */
-    uint8_t label;  /* class of the edge into this state */
-    uint8_t pad[3];
+    uint32_t fail;
 };
 
+/* The automaton, split by how often each part is read: every step reads a
+ * row or a state and the labels of its children, and tests a bit; the tag
+ * masks only when the bit says there are some. */
 struct trie {
     struct tstate *st; /* nstates + 1; the last is a sentinel closing the child ranges */
+    uint8_t *label;    /* class of the edge into each state */
+    uint64_t *hasout;  /* bit per state: out[] is not 0 */
+    uint32_t *out;     /* index into masks[] per state */
     uint32_t nstates;
-    uint64_t *masks;
+    uint32_t nrows;  /* states [0, nrows) have full rows */
+    uint32_t ncls;   /* classes, 0 included */
+    uint32_t *rows;  /* rows[s * ncls + c]: the next state, failures resolved */
+    uint64_t *masks; /* distinct tag unions; masks[0] == 0 */
     uint32_t nmasks;
-    uint32_t root[256]; /* root's child by class, 0 for none */
 };
 
 struct sd_names {
     unsigned opts;
     bool compiled;
+    bool broken; /* a compile ran out of memory: only sd_names_free remains */
     size_t count;
     uint8_t key[SD_SIPHASH_KEY_LEN];
-    uint8_t fold[256]; /* byte -> byte as compared (identity or ASCII lower case) */
-    uint8_t cls[256];  /* byte -> trie label class (folded), 0 when in no trie key */
+    uint64_t fmul, fseed; /* filter hash */
+    uint8_t fold[256];    /* byte -> byte as compared (identity or ASCII lower case) */
+    uint8_t cls[256];     /* byte -> automaton class (folded), 0 when in no substring */
+    uint8_t lenkinds[256];/* length -> W_* of the keys that long */
 
-    uint8_t *arena;
+    uint8_t *arena; /* patterns, until compiled */
     size_t arena_len, arena_cap;
     struct pat *pats;
     size_t npats, pats_cap;
 
-    struct hslot *slots;
-    size_t hmask;      /* slot count - 1; no table when slots == NULL */
-    size_t hmaxlen;    /* longest hash key */
-    uint64_t exact_lens[4], dsuf_lens[4];
+    struct slot *slots;
+    size_t smask;
+    uint8_t *longkeys; /* keys longer than SLOT_INLINE */
+    uint64_t (*triples)[3]; /* tags by kind: exact, dot suffix, suffix */
+    uint64_t *filter[3]; /* one per anchored kind, indexed by enum kind */
+    size_t fmask[3];
+    size_t maxlen;   /* longest key */
 
-    struct trie suf; /* reversed bare-suffix bodies */
-    struct trie ac;  /* substring bodies */
-    bool has_suf, has_ac;
+    struct trie ac;
 };
 
 static inline bool bit_get(const uint64_t *m, size_t i)
@@ -119,20 +156,52 @@ static inline void bit_set(uint64_t *m, size_t i)
     m[i >> 6] |= (uint64_t)1 << (i & 63);
 }
 
+/* ---- memory ---- */
+
+static void *big_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = SD_MAX(n * size, (size_t)1);
+    void *p = NULL;
+    /* Cache-line alignment keeps a 32-byte slot inside one line. */
+    if (posix_memalign(&p, bytes < HUGE_MIN ? 64 : 2u << 20, bytes) != 0)
+        return NULL;
+    if (bytes >= HUGE_MIN)
+        madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
+    memset(p, 0, bytes);
+    return p;
+}
+
+static int grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *nb = realloc(*buf, nc * elem);
+    if (!nb)
+        return SD_ENOMEM;
+    *buf = nb;
+    *cap = nc;
+    return 0;
+}
+
 /* ---- creation and adding ---- */
 
-static void draw_key(uint8_t key[static SD_SIPHASH_KEY_LEN])
+static void draw_key(uint8_t *key, size_t n)
 {
     /* The key only spreads keys over slots: results never depend on it. If
      * the kernel has no entropy yet, fall back to the clock. */
-    if (getrandom(key, SD_SIPHASH_KEY_LEN, GRND_NONBLOCK) == SD_SIPHASH_KEY_LEN)
+    if (getrandom(key, n, GRND_NONBLOCK) == (ssize_t)n)
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t a = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec, b = (uint64_t)(uintptr_t)key;
-    for (int i = 0; i < 8; i++) {
-        key[i] = (uint8_t)(a >> (8 * i));
-        key[8 + i] = (uint8_t)(b >> (8 * i));
+    uint64_t a = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)key;
+    for (size_t i = 0; i < n; i++) {
+        a = a * 6364136223846793005ULL + 1442695040888963407ULL;
+        key[i] = (uint8_t)(a >> 56);
     }
 }
 
@@ -142,19 +211,17 @@ struct sd_names *sd_names_new(unsigned opts)
     if (!s)
         return NULL;
     s->opts = opts;
-    draw_key(s->key);
+    uint8_t r[SD_SIPHASH_KEY_LEN + 16];
+    draw_key(r, sizeof(r));
+    memcpy(s->key, r, SD_SIPHASH_KEY_LEN);
+    s->fmul = sd_sip_rd64le(r + SD_SIPHASH_KEY_LEN) | 1;
+    s->fseed = sd_sip_rd64le(r + SD_SIPHASH_KEY_LEN + 8);
     for (int i = 0; i < 256; i++)
         s->fold[i] = (uint8_t)i;
     if (opts & SD_NAMES_CASEFOLD)
         for (int i = 'A'; i <= 'Z'; i++)
             s->fold[i] = (uint8_t)(i - 'A' + 'a');
     return s;
-}
-
-static void trie_free(struct trie *t)
-{
-    free(t->st);
-    free(t->masks);
 }
 
 void sd_names_free(struct sd_names *s)
@@ -164,8 +231,16 @@ void sd_names_free(struct sd_names *s)
     free(s->arena);
     free(s->pats);
     free(s->slots);
-    trie_free(&s->suf);
-    trie_free(&s->ac);
+    free(s->longkeys);
+    free(s->triples);
+    for (int k = 0; k < 3; k++)
+        free(s->filter[k]);
+    free(s->ac.st);
+    free(s->ac.label);
+    free(s->ac.hasout);
+    free(s->ac.out);
+    free(s->ac.rows);
+    free(s->ac.masks);
     free(s);
 }
 
@@ -198,32 +273,17 @@ static int parse_pattern(const uint8_t *p, size_t n, enum kind *kind, const uint
     return 0;
 }
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 64;
-    while (nc < need)
-        nc *= 2;
-    void *nb = realloc(*buf, nc * elem);
-    if (!nb)
-        return SD_ENOMEM;
-    *buf = nb;
-    *cap = nc;
-    return 0;
-}
-
 int sd_names_add(struct sd_names *s, const char *pattern, size_t n, unsigned tag)
 {
     enum kind kind;
     const uint8_t *body;
     size_t blen;
-    if (s->compiled || tag >= SD_NAMES_MAX_TAGS)
+    if (s->compiled || s->broken || tag >= SD_NAMES_MAX_TAGS)
         return SD_EINVAL;
     int rc = parse_pattern((const uint8_t *)pattern, n, &kind, &body, &blen);
     if (rc < 0)
         return rc;
-    if (s->arena_len + blen > UINT32_MAX)
+    if (s->arena_len + blen > UINT32_MAX || s->npats >= UINT32_MAX)
         return SD_ENOMEM;
     if (grow((void **)&s->arena, &s->arena_cap, s->arena_len + blen, 1) < 0 ||
         grow((void **)&s->pats, &s->pats_cap, s->npats + 1, sizeof(struct pat)) < 0)
@@ -237,13 +297,13 @@ int sd_names_add(struct sd_names *s, const char *pattern, size_t n, unsigned tag
     return 0;
 }
 
-/* ---- hash table ---- */
+/* ---- the suffix table ---- */
 
-/* The hash of a key: SipHash-1-3 of its bytes, last byte first. */
-static uint64_t rhash(const uint8_t key[static SD_SIPHASH_KEY_LEN], const uint8_t *p, size_t n)
+/* The SipHash of a key: SipHash-1-3 of its bytes, last byte first. */
+static uint64_t key_hash(const struct sd_names *s, const uint8_t *p, size_t n)
 {
     struct sd_sipstate st;
-    sd_sip_init(&st, key);
+    sd_sip_init(&st, s->key);
     uint64_t w = 0;
     unsigned j = 0;
     for (size_t i = n; i-- > 0;) {
@@ -257,72 +317,229 @@ static uint64_t rhash(const uint8_t key[static SD_SIPHASH_KEY_LEN], const uint8_
     return sd_sip_final(&st, w | (uint64_t)n << 56, 1, 3);
 }
 
-/* Finds the slot of the key whose bytes equal fold[p[0..n)], or NULL. */
-static const struct hslot *hfind(const struct sd_names *s, uint64_t h, const uint8_t *p, size_t n)
+/* The filter hash of a key, extended the way a lookup extends it. */
+static uint64_t key_fhash(const struct sd_names *s, const uint8_t *p, size_t n)
 {
-    for (size_t i = (size_t)h & s->hmask;; i = (i + 1) & s->hmask) {
-        const struct hslot *sl = &s->slots[i];
+    uint64_t f = s->fseed;
+    for (size_t i = n; i-- > 0;)
+        f = (f + p[i]) * s->fmul;
+    return f;
+}
+
+/* The word of filter |k| and its 3 bits for filter hash |f|. */
+static inline uint64_t filter_bits(const struct sd_names *s, int k, uint64_t f, size_t *word)
+{
+    uint64_t g = (f ^ (f >> 31)) * 0x9e3779b97f4a7c15ULL;
+    *word = (size_t)(g >> 40) & s->fmask[k];
+    return (uint64_t)1 << (g & 63) | (uint64_t)1 << ((g >> 6) & 63) | (uint64_t)1 << ((g >> 12) & 63);
+}
+
+/* The kinds among |want| whose filters may hold a key with filter hash |f|. */
+static inline unsigned filter_pass(const struct sd_names *s, unsigned want, uint64_t f)
+{
+    unsigned pass = 0;
+    for (int k = K_EXACT; k <= K_SUFFIX; k++)
+        if (want & (1u << k)) {
+            size_t w;
+            uint64_t b = filter_bits(s, k, f, &w);
+            if ((s->filter[k][w] & b) == b)
+                pass |= 1u << k;
+        }
+    return pass;
+}
+
+/* The slot whose key equals fold(p[0..n)) for SipHash |h|, or NULL. */
+static const struct slot *table_find(const struct sd_names *s, uint64_t h, const uint8_t *p, size_t n)
+{
+    uint32_t fp = (uint32_t)(h >> 32);
+    for (size_t i = (size_t)h & s->smask;; i = (i + 1) & s->smask) {
+        const struct slot *sl = &s->slots[i];
         if (sl->len == 0)
             return NULL;
-        if (sl->h != h || sl->len != n)
+        if (sl->fp != fp || sl->len != n)
             continue;
-        const uint8_t *k = s->arena + sl->off;
-        size_t j = 0;
-        while (j < n && k[j] == s->fold[p[j]])
+        const uint8_t *k = sl->key;
+        size_t j = 0, inl = n <= SLOT_INLINE ? n : SLOT_PREFIX;
+        while (j < inl && k[j] == s->fold[p[j]])
             j++;
+        if (j < inl)
+            continue;
+        if (n > SLOT_INLINE) {
+            uint64_t off;
+            memcpy(&off, sl->key + SLOT_PREFIX, sizeof(off));
+            k = s->longkeys + off;
+            while (j < n && k[j] == s->fold[p[j]])
+                j++;
+        }
         if (j == n)
             return sl;
     }
 }
 
-static int hash_build(struct sd_names *s, size_t nkeys)
+/* Adds (or finds) the slot for key |k|/|n| and returns its record number, kept
+ * in the triple field until the triples are built. */
+static uint32_t table_insert(struct sd_names *s, uint64_t h, const uint8_t *k, size_t n, size_t *longlen,
+                             uint32_t *nrec)
 {
-    if (nkeys == 0)
-        return 0;
-    size_t cap = 16;
-    while (cap < 2 * nkeys) /* load factor at most 1/2 */
+    const struct slot *found = table_find(s, h, k, n);
+    if (found)
+        return found->triple;
+    size_t i = (size_t)h & s->smask;
+    while (s->slots[i].len)
+        i = (i + 1) & s->smask;
+    struct slot *sl = &s->slots[i];
+    *sl = (struct slot){.fp = (uint32_t)(h >> 32), .triple = *nrec, .len = (uint16_t)n};
+    if (n <= SLOT_INLINE) {
+        memcpy(sl->key, k, n);
+    } else {
+        uint64_t off = *longlen;
+        memcpy(sl->key, k, SLOT_PREFIX);
+        memcpy(sl->key + SLOT_PREFIX, &off, sizeof(off));
+        memcpy(s->longkeys + off, k, n);
+        *longlen += n;
+    }
+    return (*nrec)++;
+}
+
+/* Replaces record numbers in the slots by indexes into the distinct triples
+ * (read in record order, so the masks are read sequentially). */
+static int triples_build(struct sd_names *s, uint64_t (*tm)[3], uint32_t nrec)
+{
+    size_t cap = 16, nt = 0, tcap = 16;
+    while (cap < 2 * (size_t)nrec)
         cap *= 2;
-    s->slots = calloc(cap, sizeof(*s->slots));
-    if (!s->slots)
-        return SD_ENOMEM;
-    s->hmask = cap - 1;
-    for (size_t i = 0; i < s->npats; i++) {
-        const struct pat *pt = &s->pats[i];
-        if (pt->kind != K_EXACT && pt->kind != K_DSUFFIX)
-            continue;
-        const uint8_t *k = s->arena + pt->off;
-        uint64_t h = rhash(s->key, k, pt->len);
-        struct hslot *sl = (struct hslot *)hfind(s, h, k, pt->len);
-        if (!sl) {
-            size_t j = (size_t)h & s->hmask;
-            while (s->slots[j].len)
-                j = (j + 1) & s->hmask;
-            sl = &s->slots[j];
-            *sl = (struct hslot){.h = h, .off = pt->off, .len = pt->len};
+    uint32_t *map = big_calloc(cap, sizeof(*map)); /* triple index + 1 */
+    uint32_t *idx = big_calloc(nrec, sizeof(*idx));
+    s->triples = malloc(tcap * sizeof(*s->triples));
+    int rc = SD_ENOMEM;
+    if (!map || !idx || !s->triples)
+        goto out;
+    for (uint32_t r = 0; r < nrec; r++) {
+        const uint64_t *t = tm[r];
+        uint64_t hv = (t[0] * 0x9e3779b97f4a7c15ULL) ^ (t[1] * 0xc2b2ae3d27d4eb4fULL) ^ t[2];
+        size_t i = (size_t)(hv ^ (hv >> 29)) & (cap - 1);
+        while (map[i] && memcmp(s->triples[map[i] - 1], t, sizeof(*s->triples)) != 0)
+            i = (i + 1) & (cap - 1);
+        if (!map[i]) {
+            if (grow((void **)&s->triples, &tcap, nt + 1, sizeof(*s->triples)) < 0)
+                goto out;
+            memcpy(s->triples[nt], t, sizeof(*s->triples));
+            map[i] = (uint32_t)++nt;
         }
-        uint64_t bit = (uint64_t)1 << pt->tag;
-        if (pt->kind == K_EXACT) {
-            sl->exact |= bit;
-            bit_set(s->exact_lens, pt->len);
-        } else {
-            sl->dsuf |= bit;
-            bit_set(s->dsuf_lens, pt->len);
-        }
-        s->hmaxlen = SD_MAX(s->hmaxlen, (size_t)pt->len);
+        idx[r] = map[i] - 1;
+    }
+    for (size_t sl = 0; sl <= s->smask; sl++)
+        if (s->slots[sl].len)
+            s->slots[sl].triple = idx[s->slots[sl].triple];
+    rc = 0;
+out:
+    free(map);
+    free(idx);
+    return rc;
+}
+
+/* Allocates a filter per anchored kind, 16 to 32 bits per key of that kind. */
+static int filters_alloc(struct sd_names *s, const size_t nk[3])
+{
+    for (int k = K_EXACT; k <= K_SUFFIX; k++) {
+        size_t fw = 1;
+        while (fw * 64 < 16 * nk[k])
+            fw *= 2;
+        s->fmask[k] = fw - 1;
+        if (!(s->filter[k] = big_calloc(fw, sizeof(uint64_t))))
+            return SD_ENOMEM;
     }
     return 0;
 }
 
-/*
- * Probes the whole name (exact keys) and every suffix starting at a '.'
- * (dot-suffix keys) in one right-to-left pass; see the file comment.
- */
-static uint64_t hash_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
+static int table_build(struct sd_names *s)
 {
-    size_t stop = n > s->hmaxlen ? n - s->hmaxlen : 0;
+    size_t nkeys = 0, longbytes = 0, nk[3] = {0};
+    for (size_t i = 0; i < s->npats; i++)
+        if (s->pats[i].kind != K_SUBSTR) {
+            nkeys++;
+            nk[s->pats[i].kind]++;
+            longbytes += s->pats[i].len > SLOT_INLINE ? s->pats[i].len : 0;
+        }
+    if (nkeys == 0)
+        return 0;
+    size_t cap = 16;
+    while (cap < nkeys + nkeys / 4) /* load factor at most 4/5 */
+        cap *= 2;
+    uint64_t (*tm)[3] = big_calloc(nkeys, sizeof(*tm)); /* tags by record number */
+    s->slots = big_calloc(cap, sizeof(*s->slots));
+    s->longkeys = malloc(longbytes ? longbytes : 1);
+    if (!tm || !s->slots || !s->longkeys || filters_alloc(s, nk) < 0) {
+        free(tm);
+        return SD_ENOMEM;
+    }
+    s->smask = cap - 1;
+    size_t longlen = 0;
+    uint32_t nrec = 0;
+    uint64_t ahead[PREFETCH_AHEAD]; /* hashes of the next patterns, by index modulo PREFETCH_AHEAD */
+    for (size_t i = 0; i < s->npats + PREFETCH_AHEAD; i++) {
+        if (i >= PREFETCH_AHEAD && s->pats[i - PREFETCH_AHEAD].kind != K_SUBSTR) {
+            const struct pat *pt = &s->pats[i - PREFETCH_AHEAD];
+            const uint8_t *k = s->arena + pt->off;
+            uint32_t r = table_insert(s, ahead[i % PREFETCH_AHEAD], k, pt->len, &longlen, &nrec);
+            tm[r][pt->kind] |= (uint64_t)1 << pt->tag;
+            s->lenkinds[pt->len] |= (uint8_t)(1u << pt->kind);
+            s->maxlen = SD_MAX(s->maxlen, (size_t)pt->len);
+            size_t w;
+            uint64_t b = filter_bits(s, pt->kind, key_fhash(s, k, pt->len), &w);
+            s->filter[pt->kind][w] |= b;
+        }
+        /* Hash ahead and prefetch the slot: inserts are random accesses. */
+        if (i < s->npats && s->pats[i].kind != K_SUBSTR) {
+            uint64_t h = key_hash(s, s->arena + s->pats[i].off, s->pats[i].len);
+            __builtin_prefetch(&s->slots[h & s->smask]);
+            ahead[i % PREFETCH_AHEAD] = h;
+        }
+    }
+    int rc = triples_build(s, tm, nrec);
+    free(tm);
+    return rc;
+}
+
+struct cand {
+    uint64_t h;
+    uint32_t len, want;
+};
+
+/* Compares the batched candidates (their slots already prefetched). */
+static uint64_t table_resolve(const struct sd_names *s, const uint8_t *name, size_t n, const struct cand *c,
+                              unsigned nc)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < nc; i++) {
+        const struct slot *sl = table_find(s, c[i].h, name + n - c[i].len, c[i].len);
+        if (!sl)
+            continue;
+        const uint64_t *t = s->triples[sl->triple];
+        m |= (c[i].want & W_EXACT ? t[K_EXACT] : 0) | (c[i].want & W_DSUFFIX ? t[K_DSUFFIX] : 0) |
+             (c[i].want & W_SUFFIX ? t[K_SUFFIX] : 0);
+    }
+    return m;
+}
+
+/* The candidates of one lookup, their slots prefetched, not yet compared. */
+struct probes {
+    struct cand c[PROBE_BATCH];
+    unsigned n;
+    uint64_t m; /* tags of batches compared early (more than PROBE_BATCH candidates) */
+};
+
+/*
+ * All anchored kinds in one right-to-left pass (see the file comment): finds
+ * the suffixes worth probing and prefetches their slots. The caller compares
+ * them with table_resolve() after other work, so the cache misses overlap it.
+ */
+static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, struct probes *pr)
+{
+    size_t stop = n > s->maxlen ? n - s->maxlen : 0;
     struct sd_sipstate st;
     sd_sip_init(&st, s->key);
-    uint64_t w = 0, m = 0;
+    uint64_t w = 0, f = s->fseed;
     unsigned j = 0;
     for (size_t i = n; i-- > stop;) {
         uint8_t b = s->fold[name[i]];
@@ -333,19 +550,22 @@ static uint64_t hash_lookup(const struct sd_names *s, const uint8_t *name, size_
             w = 0;
             j = 0;
         }
-        bool want_d = b == '.' && bit_get(s->dsuf_lens, len);
-        bool want_e = i == 0 && bit_get(s->exact_lens, len);
-        if (!want_d && !want_e)
+        f = (f + b) * s->fmul;
+        unsigned want = s->lenkinds[len] & (W_SUFFIX | (b == '.' ? W_DSUFFIX : 0) | (i == 0 ? W_EXACT : 0));
+        if (!want || !(want = filter_pass(s, want, f)))
             continue;
         struct sd_sipstate fin = st;
-        const struct hslot *sl = hfind(s, sd_sip_final(&fin, w | (uint64_t)len << 56, 1, 3), name + i, len);
-        if (sl)
-            m |= (want_d ? sl->dsuf : 0) | (want_e ? sl->exact : 0);
+        uint64_t h = sd_sip_final(&fin, w | (uint64_t)len << 56, 1, 3);
+        __builtin_prefetch(&s->slots[h & s->smask]);
+        pr->c[pr->n++] = (struct cand){h, (uint32_t)len, want};
+        if (pr->n == PROBE_BATCH) {
+            pr->m |= table_resolve(s, name, n, pr->c, pr->n);
+            pr->n = 0;
+        }
     }
-    return m;
 }
 
-/* ---- tries ---- */
+/* ---- the substring automaton ---- */
 
 struct tkey {
     const uint8_t *p;
@@ -411,45 +631,48 @@ static int64_t mask_index(struct maskmap *mm, struct trie *t, uint64_t m, size_t
     return v;
 }
 
-/* The child of state |s| (not the root) with label |c|, or 0. */
-static inline uint32_t child_of(const struct tstate *st, uint32_t s, uint8_t c)
+/* The child of state |s| with label |c|, or 0. */
+static inline uint32_t child_of(const struct trie *t, uint32_t s, uint8_t c)
 {
-    uint32_t lo = st[s].child, hi = st[s + 1].child;
+    uint32_t lo = t->st[s].child, hi = t->st[s + 1].child;
     while (hi - lo > 8) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (st[mid].label <= c)
+        if (t->label[mid] <= c)
             lo = mid;
         else
             hi = mid;
     }
     for (; lo < hi; lo++)
-        if (st[lo].label == c)
+        if (t->label[lo] == c)
             return lo;
     return 0;
 }
 
-/* Automaton transition on class |c| from |s|, following failure links. */
+/* The transition on class |c| (not 0) from |s|, following failure links
+ * until a state with a row. */
 static inline uint32_t ac_next(const struct trie *t, uint32_t s, uint8_t c)
 {
     for (;;) {
-        if (s == 0)
-            return t->root[c];
-        uint32_t x = child_of(t->st, s, c);
+        if (s < t->nrows)
+            return t->rows[(size_t)s * t->ncls + c];
+        uint32_t x = child_of(t, s, c);
         if (x)
             return x;
         s = t->st[s].fail;
     }
 }
 
-/* Build-time scratch per state: the key range below it and its depth. */
+/* Build-time scratch per state: the key range below it, its depth, and the
+ * tags of keys ending at it or along its failure chain. */
 struct tbuild {
     uint32_t lo, hi, depth;
-    uint64_t full; /* own tags, or with the failure chain's for the automaton */
+    uint64_t full;
 };
 
-/* Creates the children of state |s| from its key range, in label order. */
-static uint32_t trie_expand(struct trie *t, struct tbuild *b, const struct tkey *k, const uint8_t *cls,
-                            uint32_t s, uint32_t next, bool ac)
+/* Creates the children of state |s| from its key range, in label order, with
+ * their failure links (every shallower state is complete by now). */
+static uint32_t ac_expand(struct trie *t, struct tbuild *b, const struct tkey *k, const uint8_t *cls, uint32_t s,
+                          uint32_t next)
 {
     uint32_t lo = b[s].lo, hi = b[s].hi, d = b[s].depth;
     t->st[s].child = next;
@@ -459,36 +682,41 @@ static uint32_t trie_expand(struct trie *t, struct tbuild *b, const struct tkey 
         while (e < hi && k[e].p[d] == byte)
             e++;
         uint32_t x = next++;
-        t->st[x] = (struct tstate){.label = cls[byte]};
+        t->label[x] = cls[byte];
         b[x] = (struct tbuild){.lo = lo, .hi = e, .depth = d + 1};
-        /* Keys that end at x sort first in its range. */
-        while (b[x].lo < e && k[b[x].lo].len == d + 1)
+        while (b[x].lo < e && k[b[x].lo].len == d + 1) /* keys ending at x sort first */
             b[x].full |= (uint64_t)1 << k[b[x].lo++].tag;
-        if (s == 0)
-            t->root[cls[byte]] = x;
-        if (ac) {
-            /* Longest proper suffix of x's path that is a trie path: every
-             * state shallower than x is complete by now (breadth-first). */
-            uint32_t f = 0;
-            if (s != 0)
-                f = ac_next(t, t->st[s].fail, cls[byte]);
-            t->st[x].fail = f;
-            b[x].full |= b[f].full;
-        }
+        uint32_t f = s == 0 ? 0 : ac_next(t, t->st[s].fail, cls[byte]);
+        t->st[x].fail = f;
+        b[x].full |= b[f].full;
         lo = e;
+    }
+    /* Its row: children where they exist, the failure state's row elsewhere. */
+    if (s < t->nrows) {
+        uint32_t *row = t->rows + (size_t)s * t->ncls;
+        for (uint32_t c = 1; c < t->ncls; c++)
+            row[c] = s == 0 ? 0 : t->rows[(size_t)t->st[s].fail * t->ncls + c];
+        for (uint32_t x = t->st[s].child; x < next; x++)
+            row[t->label[x]] = x;
     }
     return next;
 }
 
-/* Builds |t| from |nk| sorted keys |k|; |ac| adds failure links and output unions. */
-static int trie_build(struct trie *t, struct tkey *k, size_t nk, size_t total, const uint8_t *cls, bool ac)
+/* Builds the automaton from |nk| sorted keys of |total| bytes. */
+static int ac_build(struct trie *t, const struct tkey *k, size_t nk, size_t total, const uint8_t *cls)
 {
     int rc = SD_ENOMEM;
     size_t maxst = total + 2, mcap = 0;
-    struct tbuild *b = calloc(maxst, sizeof(*b));
+    struct tbuild *b = big_calloc(maxst, sizeof(*b));
     struct maskmap mm = {0};
-    t->st = calloc(maxst, sizeof(*t->st));
-    if (!b || !t->st || grow((void **)&t->masks, &mcap, 1, sizeof(uint64_t)) < 0)
+    t->st = big_calloc(maxst, sizeof(*t->st));
+    t->label = big_calloc(maxst, 1);
+    t->out = big_calloc(maxst, sizeof(*t->out));
+    t->hasout = big_calloc(maxst / 64 + 1, sizeof(uint64_t));
+    t->nrows = (uint32_t)SD_MIN(maxst - 1, SD_MAX((size_t)1, ROW_BUDGET / (t->ncls * sizeof(uint32_t))));
+    t->rows = big_calloc((size_t)t->nrows * t->ncls, sizeof(uint32_t));
+    if (!b || !t->st || !t->label || !t->out || !t->hasout || !t->rows ||
+        grow((void **)&t->masks, &mcap, 1, sizeof(uint64_t)) < 0)
         goto out;
     t->masks[0] = 0;
     t->nmasks = 1;
@@ -497,18 +725,17 @@ static int trie_build(struct trie *t, struct tkey *k, size_t nk, size_t total, c
     b[0] = (struct tbuild){.lo = 0, .hi = (uint32_t)nk};
     uint32_t next = 1;
     for (uint32_t s = 0; s < next; s++)
-        next = trie_expand(t, b, k, cls, s, next, ac);
+        next = ac_expand(t, b, k, cls, s, next);
     t->nstates = next;
     t->st[next].child = next; /* sentinel */
     for (uint32_t s = 1; s < next; s++) {
         int64_t idx = mask_index(&mm, t, b[s].full, &mcap);
         if (idx < 0)
             goto out;
-        t->st[s].out = (uint32_t)idx;
+        t->out[s] = (uint32_t)idx;
+        if (idx)
+            bit_set(t->hasout, s);
     }
-    struct tstate *shrunk = realloc(t->st, (next + 1) * sizeof(*t->st));
-    if (shrunk)
-        t->st = shrunk;
     rc = 0;
 out:
     free(b);
@@ -516,118 +743,84 @@ out:
     return rc;
 }
 
-/* Collects the bodies of kind |kind| as trie keys (reversed for suffixes) and builds. */
-static int trie_from(struct sd_names *s, struct trie *t, enum kind kind)
+/* Numbers the bytes of substrings in byte order; folded upper case shares classes. */
+static uint32_t classes_build(struct sd_names *s)
+{
+    bool seen[256] = {false};
+    for (size_t i = 0; i < s->npats; i++) {
+        const struct pat *pt = &s->pats[i];
+        if (pt->kind == K_SUBSTR)
+            for (size_t j = 0; j < pt->len; j++)
+                seen[s->arena[pt->off + j]] = true;
+    }
+    uint32_t next = 1;
+    for (int c = 0; c < 256; c++)
+        if (seen[c])
+            s->cls[c] = (uint8_t)next++; /* at most 255: NUL never occurs in a body */
+    for (int c = 0; c < 256; c++)
+        s->cls[c] = s->cls[s->fold[c]];
+    return next;
+}
+
+static int ac_from_patterns(struct sd_names *s)
 {
     size_t nk = 0, total = 0;
     for (size_t i = 0; i < s->npats; i++)
-        if (s->pats[i].kind == kind) {
+        if (s->pats[i].kind == K_SUBSTR) {
             nk++;
             total += s->pats[i].len;
         }
     if (nk == 0)
         return 0;
-    int rc = SD_ENOMEM;
     struct tkey *k = malloc(nk * sizeof(*k));
-    uint8_t *rev = kind == K_SUFFIX ? malloc(total) : NULL;
-    if (!k || (kind == K_SUFFIX && !rev))
-        goto out;
-    size_t j = 0, r = 0;
-    for (size_t i = 0; i < s->npats; i++) {
-        const struct pat *pt = &s->pats[i];
-        if (pt->kind != kind)
-            continue;
-        const uint8_t *p = s->arena + pt->off;
-        if (rev) {
-            for (size_t x = 0; x < pt->len; x++)
-                rev[r + x] = p[pt->len - 1 - x];
-            p = rev + r;
-            r += pt->len;
-        }
-        k[j++] = (struct tkey){p, pt->len, pt->tag};
-    }
+    if (!k)
+        return SD_ENOMEM;
+    size_t j = 0;
+    for (size_t i = 0; i < s->npats; i++)
+        if (s->pats[i].kind == K_SUBSTR)
+            k[j++] = (struct tkey){s->arena + s->pats[i].off, s->pats[i].len, s->pats[i].tag};
     qsort(k, nk, sizeof(*k), tkey_cmp);
-    rc = trie_build(t, k, nk, total, s->cls, kind == K_SUBSTR);
-out:
+    s->ac.ncls = classes_build(s);
+    int rc = ac_build(&s->ac, k, nk, total, s->cls);
     free(k);
-    free(rev);
     return rc;
 }
 
-/* Numbers the bytes of trie keys in byte order; folded upper case shares classes. */
-static void classes_build(struct sd_names *s)
+static uint64_t ac_lookup(const struct trie *t, const uint8_t *cls, const uint8_t *name, size_t n)
 {
-    bool seen[256] = {false};
-    for (size_t i = 0; i < s->npats; i++) {
-        const struct pat *pt = &s->pats[i];
-        if (pt->kind == K_SUFFIX || pt->kind == K_SUBSTR)
-            for (size_t j = 0; j < pt->len; j++)
-                seen[s->arena[pt->off + j]] = true;
+    uint64_t m = 0;
+    uint32_t st = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = cls[name[i]];
+        st = c == 0 ? 0 : ac_next(t, st, c);
+        if (bit_get(t->hasout, st))
+            m |= t->masks[t->out[st]];
     }
-    uint8_t next = 1;
-    for (int c = 0; c < 256; c++)
-        if (seen[c])
-            s->cls[c] = next++; /* at most 255: NUL never occurs in a body */
-    for (int c = 0; c < 256; c++)
-        s->cls[c] = s->cls[s->fold[c]];
+    return m;
 }
+
+/* ---- compiling and lookup ---- */
 
 int sd_names_compile(struct sd_names *s)
 {
     if (s->compiled)
         return 0;
-    size_t nhash = 0;
-    for (size_t i = 0; i < s->npats; i++) {
-        enum kind k = s->pats[i].kind;
-        nhash += k == K_EXACT || k == K_DSUFFIX;
-        s->has_suf |= k == K_SUFFIX;
-        s->has_ac |= k == K_SUBSTR;
-    }
-    classes_build(s);
-    int rc = hash_build(s, nhash);
+    if (s->broken)
+        return SD_ENOMEM;
+    int rc = table_build(s);
     if (rc == 0)
-        rc = trie_from(s, &s->suf, K_SUFFIX);
-    if (rc == 0)
-        rc = trie_from(s, &s->ac, K_SUBSTR);
-    if (rc < 0)
+        rc = ac_from_patterns(s);
+    if (rc < 0) {
+        s->broken = true; /* half-built: lookups keep answering 0 */
         return rc;
-    free(s->pats); /* the arena stays: hash keys point into it */
+    }
+    free(s->arena); /* records and the automaton hold all that is needed */
+    free(s->pats);
+    s->arena = NULL;
     s->pats = NULL;
-    s->npats = s->pats_cap = 0;
+    s->arena_len = s->arena_cap = s->npats = s->pats_cap = 0;
     s->compiled = true;
     return 0;
-}
-
-/* ---- lookup ---- */
-
-static uint64_t suffix_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
-{
-    const struct trie *t = &s->suf;
-    uint64_t m = 0;
-    uint32_t st = 0;
-    for (size_t i = n; i-- > 0;) {
-        uint8_t c = s->cls[name[i]];
-        if (c == 0)
-            break;
-        st = st == 0 ? t->root[c] : child_of(t->st, st, c);
-        if (st == 0)
-            break;
-        m |= t->masks[t->st[st].out];
-    }
-    return m;
-}
-
-static uint64_t substring_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
-{
-    const struct trie *t = &s->ac;
-    uint64_t m = 0;
-    uint32_t st = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s->cls[name[i]];
-        st = c == 0 ? 0 : ac_next(t, st, c);
-        m |= t->masks[t->st[st].out];
-    }
-    return m;
 }
 
 uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
@@ -638,12 +831,13 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
         n--;
     if (n == 0)
         return 0;
-    uint64_t m = 0;
+    struct probes pr;
+    pr.n = 0;
+    pr.m = 0;
     if (s->slots)
-        m |= hash_lookup(s, name, n);
-    if (s->has_suf)
-        m |= suffix_lookup(s, name, n);
-    if (s->has_ac)
-        m |= substring_lookup(s, name, n);
-    return m;
+        table_collect(s, name, n, &pr);
+    uint64_t m = pr.m;
+    if (s->ac.st) /* while the probes' cache lines arrive */
+        m |= ac_lookup(&s->ac, s->cls, name, n);
+    return m | table_resolve(s, name, n, pr.c, pr.n);
 }

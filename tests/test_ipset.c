@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "names.h"
 
@@ -176,6 +178,32 @@ static void test_text_parsing(void **state)
     assert_int_equal(v6(s, "1:0:0:0:0:0:0:0"), BIT(3));
     assert_int_equal(v6(s, "1:0:0:0:0:0:0:1"), 0);
     sd_ipset_free(s);
+}
+
+/* Every text of the parsing test again, placed flush against a PROT_NONE page:
+ * reading one byte past |n| faults. */
+static void test_text_guard_page(void **state)
+{
+    (void)state;
+    const char *texts[] = {"1.2.3.4", "10.0.0.0/8", "1.2.3.4/3", "2001:db8::/32", "::", "::1.2.3.4", "1::",
+                           "1.2.3.", "1.2.3.4/", "::ffff:1.2.3", "1:", "fe80::", "255.255.255.255/32", "0"};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, page, PROT_NONE), 0);
+    struct sd_ipset *s = sd_ipset_new();
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t n = strlen(texts[i]);
+        char *p = (char *)map + page - n;
+        memcpy(p, texts[i], n);
+        int want = sd_ipset_add_text(s, texts[i], n, 1);
+        assert_int_equal(sd_ipset_add_text(s, p, n, 1), want);
+        /* Every prefix of the text, too: the parser must stop at |n|. */
+        for (size_t k = 0; k < n; k++)
+            (void)sd_ipset_add_text(s, p + n - k, k, 2);
+    }
+    sd_ipset_free(s);
+    munmap(map, 2 * page);
 }
 
 static void test_host_bits_and_api(void **state)
@@ -360,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_edges_v4),
         cmocka_unit_test(test_nested_v6),
         cmocka_unit_test(test_text_parsing),
+        cmocka_unit_test(test_text_guard_page),
         cmocka_unit_test(test_host_bits_and_api),
         cmocka_unit_test(test_cross_check),
         cmocka_unit_test(test_ipsum_list),

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "names.h"
 
@@ -242,6 +244,65 @@ static void test_any_bytes_and_long_names(void **state)
     sd_names_free(s);
 }
 
+/* More matching suffixes than one batch of probes; a name of dots only. */
+static void test_many_suffixes(void **state)
+{
+    (void)state;
+    struct sd_names *s = sd_names_new(0);
+    char pat[64] = "*";
+    for (unsigned k = 1; k <= 20; k++) { /* "*.a", "*.a.a", ... */
+        strcat(pat, ".a");
+        add(s, pat, k);
+        char bare[64] = "*"; /* "*a", "*a.a", ... */
+        strcat(bare, pat + 2);
+        add(s, bare, 40 + k % 20);
+    }
+    add(s, "a.a.a", 63);
+    assert_int_equal(sd_names_compile(s), 0);
+    char name[64] = "a";
+    for (int k = 0; k < 25; k++)
+        strcat(name, ".a");
+    uint64_t want = 0;
+    for (unsigned k = 1; k <= 20; k++)
+        want |= BIT(k) | BIT(40 + k % 20);
+    assert_int_equal(look(s, name), want);
+    assert_int_equal(look(s, "a.a.a"), BIT(1) | BIT(2) | BIT(41) | BIT(42) | BIT(43) | BIT(63));
+    assert_int_equal(look(s, "a.a.b"), 0);
+    char dots[256];
+    memset(dots, '.', 255);
+    dots[255] = 0;
+    assert_int_equal(look(s, dots), 0);
+    sd_names_free(s);
+}
+
+/* Patterns and names flush against a PROT_NONE page: no read past |n|. */
+static void test_guard_page(void **state)
+{
+    (void)state;
+    const char *texts[] = {"t.co", "*.twimg.com", "*twitter.com", "*t.co*", "*", "**", "a*", "*a*b", "x"};
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + page, page, PROT_NONE), 0);
+    struct sd_names *s = sd_names_new(SD_NAMES_CASEFOLD | SD_NAMES_STRIP_DOT);
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        size_t n = strlen(texts[i]);
+        memcpy(map + page - n, texts[i], n);
+        for (size_t k = 0; k <= n; k++) /* every tail: "o", "co", ".co", "t.co" */
+            (void)sd_names_add(s, (const char *)map + page - k, k, (unsigned)i);
+    }
+    assert_int_equal(sd_names_compile(s), 0);
+    const char *names[] = {"t.co", "abs.twimg.com.", "throttletwitter.com", "microsoft.com", "x", ""};
+    uint64_t want[] = {BIT(0) | BIT(3), BIT(1), BIT(2), BIT(3), BIT(8), 0};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        memcpy(map + page - n, names[i], n);
+        assert_int_equal(sd_names_lookup(s, map + page - n, n), want[i]);
+    }
+    sd_names_free(s);
+    munmap(map, 2 * page);
+}
+
 /* ---- cross-check against a naive matcher ---- */
 
 struct npat {
@@ -425,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_tag_masks),
         cmocka_unit_test(test_invalid_patterns),
         cmocka_unit_test(test_any_bytes_and_long_names),
+        cmocka_unit_test(test_many_suffixes),
+        cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_cross_check),
         cmocka_unit_test(test_refilter_list),
     };

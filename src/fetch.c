@@ -1,0 +1,453 @@
+/*
+ * fetch.c - the measurement client (see fetch.h).
+ *
+ * One call is one connection, run as three phases with a deadline each:
+ *
+ *   connect (non-blocking, poll)  ->  TLS handshake (SSL_connect loop, poll
+ *   on WANT_READ/WANT_WRITE)  ->  request line or first payload  ->  transfer
+ *
+ * The socket and the optional SSL sit in a struct sd_tconn (tconn.h), so the
+ * transfer loop is the same for TLS and plain TCP.
+ *
+ * Download goodput is counted as the bytes handed to us, binned by the time
+ * they arrived. Upload goodput cannot be seen from the sender's writes (the
+ * socket buffer hides the path), so it is sampled from TCP_INFO's
+ * tcpi_bytes_acked at every wakeup, with wakeups at least once per bin.
+ *
+ * Certificate verification is off on purpose: the server is our own
+ * `slowdown serve` with a throw-away certificate, and the SNI is whatever
+ * name is under test.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "fetch.h"
+#include "mono.h"
+#include "tconn.h"
+
+enum {
+    CHUNK = 64 * 1024,
+    UP_CHUNK = 16 * 1024,
+};
+
+static void set_end(struct sd_fetch_result *r, int end, int err, const char *what)
+{
+    r->end = (uint8_t)end;
+    r->sys_err = err;
+    if (what)
+        snprintf(r->detail, sizeof(r->detail), "%s", what);
+    else if (err)
+        snprintf(r->detail, sizeof(r->detail), "%s", strerror(err));
+}
+
+static int errno_end(int err)
+{
+    if (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE || err == ECONNABORTED)
+        return SD_FETCH_RST;
+    if (err == ETIMEDOUT)
+        return SD_FETCH_TIMEOUT;
+    return SD_FETCH_ERROR;
+}
+
+/* Socket and optional bind. Returns the fd or a negative SD_E* with r->detail set. */
+static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_storage *dst, struct sd_fetch_result *r)
+{
+    int fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+
+    if (fd < 0) {
+        snprintf(r->detail, sizeof(r->detail), "socket: %s", strerror(errno));
+        return SD_EIO;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (o->bind_addr || o->src_port) {
+        struct sockaddr_storage src;
+        socklen_t slen;
+        const char *any = dst->ss_family == AF_INET ? "0.0.0.0" : "::";
+        if (sd_tconn_sockaddr(o->bind_addr ? o->bind_addr : any, o->src_port, &src, &slen) < 0 ||
+            src.ss_family != dst->ss_family) {
+            snprintf(r->detail, sizeof(r->detail), "bad source address '%s'", o->bind_addr);
+            close(fd);
+            return SD_EINVAL;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&src, slen) < 0) {
+            snprintf(r->detail, sizeof(r->detail), "bind: %s", strerror(errno));
+            close(fd);
+            return SD_EIO;
+        }
+    }
+    return fd;
+}
+
+/* Non-blocking connect with a deadline. 0, or -1 with r's end set. */
+static int do_connect(int fd, const struct sockaddr_storage *dst, socklen_t dlen, uint64_t deadline,
+                      struct sd_fetch_result *r)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+
+    if (connect(fd, (const struct sockaddr *)dst, dlen) < 0 && errno != EINPROGRESS) {
+        set_end(r, errno_end(errno), errno, NULL);
+        return -1;
+    }
+    if (!sd_tconn_wait(fd, POLLOUT, deadline)) {
+        set_end(r, SD_FETCH_TIMEOUT, ETIMEDOUT, "connect timed out");
+        return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        err = errno;
+    if (err) {
+        set_end(r, errno_end(err), err, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Records how the connection ended from an SD_TCONN_* code. */
+static void code_end(struct sd_fetch_result *r, int code, const struct sd_tconn *c, const char *phase)
+{
+    char what[100];
+
+    switch (code) {
+    case SD_TCONN_EOF:
+        set_end(r, SD_FETCH_EOF, 0, "");
+        return;
+    case SD_TCONN_RST:
+        set_end(r, SD_FETCH_RST, c->sys_err ? c->sys_err : ECONNRESET, NULL);
+        return;
+    case SD_TCONN_TIMEOUT:
+        snprintf(what, sizeof(what), "%s timed out", phase);
+        set_end(r, SD_FETCH_TIMEOUT, ETIMEDOUT, what);
+        return;
+    }
+    unsigned long e = ERR_peek_last_error();
+    if (c->ssl && e) {
+        ERR_error_string_n(e, what, sizeof(what));
+        set_end(r, SD_FETCH_ERROR, 0, what);
+    } else {
+        set_end(r, SD_FETCH_ERROR, c->sys_err, NULL);
+    }
+}
+
+static SSL_CTX *client_ctx(const struct sd_fetch_opts *o)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (o->tls_max_version)
+        SSL_CTX_set_max_proto_version(ctx, o->tls_max_version);
+    return ctx;
+}
+
+static void bin_add(const struct sd_fetch_opts *o, uint64_t bin_ns, struct sd_fetch_result *r, uint64_t t,
+                    uint64_t n)
+{
+    uint64_t i = t / bin_ns;
+
+    if (i < o->max_bins && o->bins) {
+        o->bins[i] += n;
+        if (i + 1 > r->n_bins)
+            r->n_bins = (uint32_t)(i + 1);
+    }
+}
+
+static uint64_t bytes_acked(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;
+    return ti.tcpi_bytes_acked;
+}
+
+/* The earliest of the transfer deadline and |now| + |idle|. */
+static uint64_t next_wake(uint64_t deadline, uint64_t now, uint64_t step)
+{
+    return SD_MIN(deadline, now + step);
+}
+
+static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uint64_t t0, uint64_t bin_ns,
+                          uint64_t idle_ns, struct sd_fetch_result *r)
+{
+    static const uint64_t forever = UINT64_MAX / 2;
+    uint64_t deadline = o->duration_ns ? t0 + o->duration_ns : forever;
+    uint64_t last = t0;
+    uint8_t buf[CHUNK];
+
+    for (;;) {
+        size_t want = sizeof(buf);
+        if (o->bytes && o->bytes - r->bytes < want)
+            want = (size_t)(o->bytes - r->bytes);
+        int n = sd_tconn_read(c, buf, want);
+        uint64_t now = sd_mono_ns();
+        if (n < 0) {
+            code_end(r, n, c, "transfer");
+            break;
+        }
+        if (n > 0) {
+            if (r->bytes == 0)
+                r->ttfb_ns = now - t0;
+            r->bytes += (uint64_t)n;
+            bin_add(o, bin_ns, r, now - t0, (uint64_t)n);
+            last = now;
+            if (o->bytes && r->bytes >= o->bytes) {
+                set_end(r, SD_FETCH_DONE, 0, "");
+                break;
+            }
+        }
+        if (now >= deadline) {
+            set_end(r, SD_FETCH_DONE, 0, "");
+            break;
+        }
+        if (n > 0)
+            continue;
+        if (!sd_tconn_wait(c->fd, c->want, next_wake(deadline, last, idle_ns))) {
+            now = sd_mono_ns();
+            if (now >= deadline) {
+                set_end(r, SD_FETCH_DONE, 0, "");
+                break;
+            }
+            if (now - last >= idle_ns) {
+                set_end(r, SD_FETCH_TIMEOUT, ETIMEDOUT, "no data within the idle timeout");
+                break;
+            }
+        }
+    }
+    r->transfer_ns = sd_mono_ns() - t0;
+}
+
+/* Upload: write until the limit, sampling acknowledged bytes into the bins. */
+static void transfer_up(const struct sd_fetch_opts *o, struct sd_tconn *c, uint64_t t0, uint64_t bin_ns,
+                        uint64_t idle_ns, struct sd_fetch_result *r)
+{
+    static const uint64_t forever = UINT64_MAX / 2;
+    uint64_t deadline = o->duration_ns ? t0 + o->duration_ns : forever;
+    uint64_t acked0 = bytes_acked(c->fd), acked = acked0, sent = 0, last = t0;
+    uint8_t buf[UP_CHUNK];
+    bool writing = true;
+
+    memset(buf, 'u', sizeof(buf));
+    for (;;) {
+        int n = 0;
+        if (writing) {
+            size_t want = sizeof(buf);
+            if (o->bytes && o->bytes - sent < want)
+                want = (size_t)(o->bytes - sent);
+            n = sd_tconn_write(c, buf, want);
+            if (n < 0) {
+                code_end(r, n, c, "transfer");
+                break;
+            }
+            sent += (uint64_t)n;
+            if (o->bytes && sent >= o->bytes)
+                writing = false; /* now wait for the acknowledgements */
+        }
+        uint64_t now = sd_mono_ns(), a = bytes_acked(c->fd);
+        if (a > acked) {
+            bin_add(o, bin_ns, r, now - t0, a - acked);
+            acked = a;
+            last = now;
+        }
+        if (now >= deadline || (!writing && acked - acked0 >= sent)) {
+            set_end(r, SD_FETCH_DONE, 0, "");
+            break;
+        }
+        if (now - last >= idle_ns) {
+            set_end(r, SD_FETCH_TIMEOUT, ETIMEDOUT, "nothing acknowledged within the idle timeout");
+            break;
+        }
+        if (writing && n > 0)
+            continue;
+        /* Wake at least once per bin to sample the acknowledgements; once
+         * everything is written, only the acknowledgements are awaited. */
+        if (writing)
+            sd_tconn_wait(c->fd, c->want, next_wake(deadline, now, bin_ns));
+        else
+            poll(NULL, 0, 5);
+    }
+    r->bytes = acked - acked0;
+    r->transfer_ns = sd_mono_ns() - t0;
+}
+
+static int request_line(const struct sd_fetch_opts *o, char *buf, size_t len)
+{
+    unsigned secs = o->duration_ns ? (unsigned)((o->duration_ns + SD_NS_PER_S - 1) / SD_NS_PER_S) + 1 : 0;
+    int n = snprintf(buf, len, "%s", o->dir == SD_FETCH_UP ? "PUT /up" : "GET /down");
+    char sep = '?';
+
+    if (o->bytes) {
+        n += snprintf(buf + n, len - (size_t)n, "%cbytes=%llu", sep, (unsigned long long)o->bytes);
+        sep = '&';
+    }
+    if (secs)
+        n += snprintf(buf + n, len - (size_t)n, "%cseconds=%u", sep, secs);
+    n += snprintf(buf + n, len - (size_t)n, "\n");
+    return n;
+}
+
+/* The phases after connect; |c| is open. */
+static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd_fetch_result *r)
+{
+    uint64_t hs_to = o->handshake_timeout_ns ? o->handshake_timeout_ns : 10ull * SD_NS_PER_S;
+    uint64_t idle = o->idle_timeout_ns ? o->idle_timeout_ns : 10ull * SD_NS_PER_S;
+    uint64_t bin_ns = o->bin_ns ? o->bin_ns : 100ull * SD_NS_PER_MS;
+    uint64_t t;
+    SSL_CTX *ctx = NULL;
+    int rc = 0;
+
+    if (!o->plain) {
+        r->stage = SD_FETCH_HANDSHAKE;
+        ctx = client_ctx(o);
+        c->ssl = ctx ? SSL_new(ctx) : NULL;
+        if (!c->ssl) {
+            rc = SD_ENOMEM;
+            goto out;
+        }
+        SSL_set_fd(c->ssl, c->fd);
+        if (o->sni && !SSL_set_tlsext_host_name(c->ssl, o->sni)) {
+            snprintf(r->detail, sizeof(r->detail), "SNI '%s' rejected by OpenSSL", o->sni);
+            rc = SD_EINVAL;
+            goto out;
+        }
+        SSL_set_connect_state(c->ssl);
+        t = sd_mono_ns();
+        int x = sd_tconn_handshake(c, t + hs_to);
+        if (x < 0) {
+            code_end(r, x, c, "TLS handshake");
+            goto out;
+        }
+        r->handshake_ns = sd_mono_ns() - t;
+        snprintf(r->tls_version, sizeof(r->tls_version), "%s", SSL_get_version(c->ssl));
+    }
+    r->stage = SD_FETCH_TRANSFER;
+    t = sd_mono_ns();
+    int x = 0;
+    if (o->plain && o->first) {
+        x = sd_tconn_write_all(c, o->first, o->first_len, t + idle);
+    } else if (!o->no_request) {
+        char req[96];
+        int n = request_line(o, req, sizeof(req));
+        x = sd_tconn_write_all(c, (const uint8_t *)req, (size_t)n, t + idle);
+    }
+    if (x < 0) {
+        code_end(r, x, c, "request");
+        goto out;
+    }
+    t = sd_mono_ns();
+    if (o->dir == SD_FETCH_UP)
+        transfer_up(o, c, t, bin_ns, idle, r);
+    else
+        transfer_down(o, c, t, bin_ns, idle, r);
+    if (c->ssl && r->end == SD_FETCH_DONE)
+        SSL_shutdown(c->ssl); /* best effort: one close_notify, not awaited */
+out:
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
+{
+    struct sockaddr_storage dst;
+    socklen_t dlen;
+    struct sd_tconn c = {-1, NULL, 0, 0};
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    r->start_ns = sd_mono_ns();
+    if (!o->addr || (!o->bytes && !o->duration_ns) || o->dir > SD_FETCH_UP)
+        return SD_EINVAL;
+    if (sd_tconn_sockaddr(o->addr, o->port, &dst, &dlen) < 0) {
+        snprintf(r->detail, sizeof(r->detail), "bad address '%s'", o->addr);
+        return SD_EINVAL;
+    }
+    if (o->bins)
+        memset(o->bins, 0, sizeof(o->bins[0]) * o->max_bins);
+    r->stage = SD_FETCH_CONNECT;
+    c.fd = open_socket(o, &dst, r);
+    if (c.fd < 0)
+        return c.fd;
+    uint64_t ct = o->connect_timeout_ns ? o->connect_timeout_ns : 5ull * SD_NS_PER_S;
+    rc = 0;
+    if (do_connect(c.fd, &dst, dlen, r->start_ns + ct, r) == 0) {
+        r->connect_ns = sd_mono_ns() - r->start_ns;
+        rc = run_conn(o, &c, r);
+    }
+    close(c.fd);
+    return rc;
+}
+
+double sd_fetch_kbps(const struct sd_fetch_result *r, const uint64_t *bins, uint64_t bin_ns, uint64_t skip_ns)
+{
+    if (r->transfer_ns == 0 || r->bytes == 0)
+        return 0.0;
+    if (!bin_ns)
+        bin_ns = 100ull * SD_NS_PER_MS;
+    uint64_t skip_bins = skip_ns / bin_ns;
+    if (!bins || r->transfer_ns <= skip_ns || skip_bins >= r->n_bins || skip_bins == 0)
+        return (double)r->bytes * 8.0 / ((double)r->transfer_ns / 1e9) / 1000.0;
+    uint64_t sum = 0;
+    for (uint64_t i = skip_bins; i < r->n_bins; i++)
+        sum += bins[i];
+    double secs = (double)(r->transfer_ns - skip_bins * bin_ns) / 1e9;
+    return (double)sum * 8.0 / secs / 1000.0;
+}
+
+int sd_fetch_client_hello(const char *sni, uint8_t *out, size_t cap)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    int rc = SD_ECRYPTO;
+
+    if (!ssl || !rb || !wb)
+        goto out;
+    SSL_set_bio(ssl, rb, wb); /* ssl owns both BIOs from here on */
+    rb = wb = NULL;
+    if (sni && !SSL_set_tlsext_host_name(ssl, sni))
+        goto out;
+    if (SSL_connect(ssl) == 1)
+        goto out; /* cannot complete without a server */
+    BIO *w = SSL_get_wbio(ssl);
+    size_t pending = BIO_ctrl_pending(w);
+    if (pending == 0)
+        goto out;
+    if (pending > cap) {
+        rc = SD_ERANGE;
+        goto out;
+    }
+    rc = BIO_read(w, out, (int)pending);
+    if (rc <= 0)
+        rc = SD_ECRYPTO;
+out:
+    BIO_free(rb);
+    BIO_free(wb);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+const char *sd_fetch_end_name(unsigned end)
+{
+    static const char *const names[] = {"done", "eof", "rst", "timeout", "error"};
+    return end < SD_COUNTOF(names) ? names[end] : "unknown";
+}

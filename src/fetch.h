@@ -1,0 +1,109 @@
+/*
+ * fetch.h - the measurement client: one TCP connection to a `slowdown serve`
+ * (or any server speaking its request line), a real TLS handshake with a
+ * chosen SNI, then a bulk download or upload for N bytes or T seconds,
+ * recorded as a goodput time series.
+ *
+ * Used by demo, detect, evade and the lab tests. Blocking from the caller's
+ * point of view (one connection per call) but built on non-blocking sockets
+ * and poll(), so every phase has its own deadline. Times are CLOCK_MONOTONIC
+ * nanoseconds (mono.h). The caller owns the series storage.
+ *
+ * The request line (see man/slowdown-serve.1): after the handshake the client
+ * sends "GET /down?bytes=N&seconds=S\n" (download) or "PUT /up?bytes=N&
+ * seconds=S\n" (upload). In plain mode a caller-given first payload (for
+ * example a ClientHello with every byte inverted) replaces it.
+ */
+#ifndef SD_FETCH_H
+#define SD_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sd.h"
+
+enum sd_fetch_dir { SD_FETCH_DOWN = 0, SD_FETCH_UP = 1 };
+
+/* How the connection ended. */
+enum sd_fetch_end {
+    SD_FETCH_DONE = 0,    /* the byte or time limit was reached */
+    SD_FETCH_EOF = 1,     /* the server closed the connection (before the limit) */
+    SD_FETCH_RST = 2,     /* connection reset (or refused: a RST answered the SYN) */
+    SD_FETCH_TIMEOUT = 3, /* connect, handshake or idle timeout */
+    SD_FETCH_ERROR = 4,   /* anything else: unreachable, TLS alert, protocol error */
+};
+
+/* Where it ended. */
+enum sd_fetch_stage { SD_FETCH_CONNECT = 0, SD_FETCH_HANDSHAKE = 1, SD_FETCH_TRANSFER = 2 };
+
+struct sd_fetch_opts {
+    const char *addr;           /* server: numeric IPv4 or IPv6 address */
+    uint16_t port;
+    const char *bind_addr;      /* source address, or NULL */
+    uint16_t src_port;          /* source port, 0 for any */
+    bool plain;                 /* plain TCP instead of TLS */
+    const char *sni;            /* TLS server_name; NULL sends no SNI extension */
+    int tls_max_version;        /* 0 or TLS1_2_VERSION / TLS1_3_VERSION */
+    const uint8_t *first;       /* plain: raw bytes sent right after connect instead of the request line */
+    size_t first_len;
+    bool no_request;            /* send no request line (the server then uses its default mode) */
+    uint8_t dir;                /* enum sd_fetch_dir */
+    uint64_t bytes;             /* stop after this many payload bytes (0: no byte limit) */
+    uint64_t duration_ns;       /* stop after this long of transfer (0: no time limit) */
+    uint64_t bin_ns;            /* series bin width (0: 100 ms) */
+    uint64_t connect_timeout_ns;   /* 0: 5 s */
+    uint64_t handshake_timeout_ns; /* 0: 10 s */
+    uint64_t idle_timeout_ns;      /* no progress for this long ends the transfer (0: 10 s) */
+    uint64_t *bins;             /* caller storage: bytes per bin, zeroed by sd_fetch_run */
+    uint32_t max_bins;          /* capacity of bins (bytes past the last bin are counted, not binned) */
+};
+
+struct sd_fetch_result {
+    uint8_t end;                /* enum sd_fetch_end */
+    uint8_t stage;              /* enum sd_fetch_stage */
+    int sys_err;                /* errno behind RST/ERROR/TIMEOUT, or 0 */
+    char detail[128];           /* one line on what failed, "" when DONE/EOF */
+    char tls_version[16];       /* "TLSv1.3", "" in plain mode or before the handshake */
+    uint64_t start_ns;          /* CLOCK_MONOTONIC when sd_fetch_run started */
+    uint64_t connect_ns;        /* duration of the TCP handshake */
+    uint64_t handshake_ns;      /* duration of the TLS handshake (0 in plain mode) */
+    uint64_t ttfb_ns;           /* download: request sent -> first payload byte (0 if none) */
+    uint64_t transfer_ns;       /* duration of the transfer phase */
+    uint64_t bytes;             /* payload bytes received (down) or acknowledged by the server (up) */
+    uint32_t n_bins;            /* bins used in opts.bins */
+};
+
+/*
+ * Runs one measurement as |o| says and fills |r|. Returns 0 when the
+ * measurement ran, whatever its outcome (r->end, r->stage say how it ended):
+ * a reset or a timeout is a result, not an error. Returns SD_EINVAL for bad
+ * options (no address, no limit, unparsable address), SD_EIO when a local
+ * step failed (socket, bind: r->detail says which) and SD_ENOMEM when
+ * OpenSSL could not allocate.
+ *
+ * Upload goodput comes from the kernel's count of acknowledged bytes
+ * (TCP_INFO tcpi_bytes_acked), so it includes TLS record overhead (< 1 %).
+ * OpenSSL writes with write(2): the process must ignore SIGPIPE.
+ */
+int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r);
+
+/*
+ * Mean goodput in kbit/s of the transfer in |r|, leaving out its first
+ * |skip_ns| (a burst allowance). When the transfer was no longer than
+ * |skip_ns|, the whole transfer counts. 0 when nothing was transferred.
+ */
+double sd_fetch_kbps(const struct sd_fetch_result *r, const uint64_t *bins, uint64_t bin_ns, uint64_t skip_ns);
+
+/*
+ * Writes into |out| (capacity |cap|) the first flight of an OpenSSL TLS
+ * client, i.e. its ClientHello record, carrying server_name |sni| (NULL for
+ * none). Returns its length, SD_ERANGE when |cap| is too small, SD_ECRYPTO
+ * when OpenSSL fails.
+ */
+int sd_fetch_client_hello(const char *sni, uint8_t *out, size_t cap);
+
+/* Returns a static name for an enum sd_fetch_end value: "done", "eof", "rst", "timeout", "error". */
+const char *sd_fetch_end_name(unsigned end);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * fwrules.c - build, print, apply and remove the queueing rules (the rule
+ * set is drawn in fwrules.h).
+ *
+ * Rules are plain argv lists run through iptables-legacy and
+ * ip6tables-legacy (the kernel here has no nftables queue statement), so
+ * --print-rules shows exactly what would run. Removal does not rebuild the
+ * rules from the current options: it lists the hook chains (-S) and deletes
+ * every rule that jumps to our chain, so the leftovers of a crashed run with
+ * other options go too.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwrules.h"
+#include "subproc.h"
+
+static const char *const tools[2] = {"iptables-legacy", "ip6tables-legacy"};
+static const char *const hook_table[2] = {"filter", "mangle"};
+static const char *const hook_chain[2] = {"FORWARD", "PREROUTING"};
+
+void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "SLOWDOWN-%u", c->queue);
+}
+
+/* Appends one command of NULL-terminated tokens. */
+static int add_rule(struct sd_fw_plan *p, const char *first, ...)
+{
+    va_list ap;
+    const char *t = first;
+    size_t used = 0;
+    int n = 0;
+
+    if (p->n >= SD_FW_MAX_RULES)
+        return SD_ERANGE;
+    struct sd_fw_rule *r = &p->rules[p->n];
+    va_start(ap, first);
+    for (; t; t = va_arg(ap, const char *)) {
+        size_t len = strlen(t) + 1;
+        if (n >= SD_FW_MAX_ARGS - 1 || used + len > sizeof(r->store)) {
+            va_end(ap);
+            return SD_ERANGE;
+        }
+        memcpy(r->store + used, t, len);
+        r->argv[n++] = r->store + used;
+        used += len;
+    }
+    va_end(ap);
+    r->argv[n] = NULL;
+    p->n++;
+    return 0;
+}
+
+static bool iface_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 15)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '-' || ch == '_' || ch == '+' || ch == '@'))
+            return false;
+    }
+    return true;
+}
+
+/* The rules of one family. */
+static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd_fw_plan *p)
+{
+    const char *tab = hook_table[c->hook], *hook = hook_chain[c->hook];
+    char chain[32], qopt[24], qval[24], window[24], mark[32];
+    unsigned w = c->workers ? c->workers : 1;
+    int rc = 0;
+
+    sd_fw_chain_name(c, chain, sizeof(chain));
+    if (w == 1) {
+        snprintf(qopt, sizeof(qopt), "--queue-num");
+        snprintf(qval, sizeof(qval), "%u", c->queue);
+    } else {
+        snprintf(qopt, sizeof(qopt), "--queue-balance");
+        snprintf(qval, sizeof(qval), "%u:%u", c->queue, c->queue + w - 1);
+    }
+    snprintf(window, sizeof(window), "0:%u", c->queue_packets);
+    snprintf(mark, sizeof(mark), "0x%x/0x%x", c->ct_mark, c->ct_mark);
+#define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
+    rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
+    if (c->queue_packets == 0) {
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", Q);
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "udp", Q);
+    } else {
+        if (c->ct_mark)
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "connmark", "--mark", mark, Q);
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "conntrack", "--ctstate",
+                                "INVALID,UNTRACKED", Q);
+        static const char *const protos[] = {"tcp", "udp"};
+        for (int i = 0; i < 2; i++)
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", protos[i], "-m", "connbytes",
+                                    "--connbytes", window, "--connbytes-dir", "both", "--connbytes-mode", "packets", Q);
+    }
+#undef Q
+    if (c->n_ifaces == 0)
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-I", hook, "1", "-j", chain, NULL);
+    for (unsigned i = 0; i < c->n_ifaces; i++)
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-I", hook, "1", "-i", c->ifaces[i], "-j", chain, NULL);
+    return rc;
+}
+
+int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
+{
+    int rc;
+
+    p->n = 0;
+    if (c->n_ifaces > SD_FW_MAX_IFACES || c->hook > SD_FW_PREROUTING)
+        return SD_EINVAL;
+    for (unsigned i = 0; i < c->n_ifaces; i++) {
+        if (!iface_ok(c->ifaces[i]))
+            return SD_EINVAL;
+    }
+    for (int f = 0; f < 2; f++) {
+        if ((rc = plan_family(c, tools[f], p)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void sd_fw_plan_print(const struct sd_fw_plan *p, FILE *out)
+{
+    char line[512];
+
+    for (unsigned i = 0; i < p->n; i++) {
+        sd_subproc_format(p->rules[i].argv, line, sizeof(line));
+        fprintf(out, "%s\n", line);
+    }
+}
+
+int sd_fw_plan_apply(const struct sd_fw_plan *p, char *err, size_t errlen)
+{
+    char out[400], line[512];
+
+    for (unsigned i = 0; i < p->n; i++) {
+        int rc = sd_subproc_run(p->rules[i].argv, out, sizeof(out));
+        if (rc != 0) {
+            sd_subproc_format(p->rules[i].argv, line, sizeof(line));
+            snprintf(err, errlen, "'%s' failed (%d): %s", line, rc, out[0] ? out : "no output");
+            return SD_EIO;
+        }
+    }
+    return 0;
+}
+
+/* Deletes every rule of |hook| in |tab| that jumps to |chain|; returns how many. */
+static int remove_jumps(const char *tool, const char *tab, const char *hook, const char *chain, char *err,
+                        size_t errlen)
+{
+    enum { LISTING = 1 << 18 };
+    char want[48], *lsave = NULL;
+    int removed = 0;
+    char *listing = malloc(LISTING);
+
+    if (!listing)
+        return SD_ENOMEM;
+    char *ls[] = {(char *)tool, "-w", "-t", (char *)tab, "-S", (char *)hook, NULL};
+    int rc = sd_subproc_run(ls, listing, LISTING);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s -S %s failed (%d): %.200s", tool, hook, rc, listing);
+        free(listing);
+        return rc < 0 ? SD_EIO : 0;
+    }
+    snprintf(want, sizeof(want), "-j %s", chain);
+    for (char *line = strtok_r(listing, "\n", &lsave); line; line = strtok_r(NULL, "\n", &lsave)) {
+        size_t n = strlen(line), k = strlen(want);
+        if (n < k || strcmp(line + n - k, want) != 0 || strncmp(line, "-A ", 3) != 0)
+            continue;
+        char *argv[SD_FW_MAX_ARGS] = {(char *)tool, "-w", "-t", (char *)tab, "-D"};
+        int a = 5;
+        for (char *tok = line + 3, *save = NULL; (tok = strtok_r(tok, " ", &save)) && a < SD_FW_MAX_ARGS - 1;
+             tok = NULL)
+            argv[a++] = tok;
+        argv[a] = NULL;
+        if (sd_subproc_run(argv, NULL, 0) == 0)
+            removed++;
+    }
+    free(listing);
+    return removed;
+}
+
+int sd_fw_remove(const struct sd_fw_config *c, char *err, size_t errlen)
+{
+    char chain[32];
+    int removed = 0;
+
+    err[0] = '\0';
+    sd_fw_chain_name(c, chain, sizeof(chain));
+    for (int f = 0; f < 2; f++) {
+        for (int h = 0; h < 2; h++) {
+            int rc = remove_jumps(tools[f], hook_table[h], hook_chain[h], chain, err, errlen);
+            if (rc < 0)
+                return rc;
+            removed += rc;
+            char *flush[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-F", chain, NULL};
+            char *del[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-X", chain, NULL};
+            if (sd_subproc_run(flush, NULL, 0) == 0 && sd_subproc_run(del, NULL, 0) == 0)
+                removed++;
+        }
+    }
+    return removed;
+}

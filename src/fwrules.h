@@ -1,0 +1,86 @@
+/*
+ * fwrules.h - the iptables-legacy / ip6tables-legacy rules that feed
+ * `slowdown run`'s queues, as data: built into a plan (argv lists), printed
+ * for users who manage their own firewall, applied, and removed again.
+ *
+ * Per family, in table T (filter for the FORWARD hook, mangle for
+ * PREROUTING), one chain of our own, SLOWDOWN-<queue>, jumped to from the
+ * hook's chain:
+ *
+ *   -A SLOWDOWN-q -m connmark --mark M/M -j NFQUEUE Q --queue-bypass
+ *        flows under an action: every packet (the daemon sets M on them)
+ *   -A SLOWDOWN-q -m conntrack --ctstate INVALID,UNTRACKED -j NFQUEUE Q --queue-bypass
+ *        packets conntrack cannot place (bad checksum, out of window): a box
+ *        on the wire sees them too, and evasion tricks rely on them
+ *   -A SLOWDOWN-q -p tcp -m connbytes --connbytes 0:N --connbytes-dir both
+ *        --connbytes-mode packets -j NFQUEUE Q --queue-bypass   (and -p udp)
+ *        the first N packets of every connection: what inspection needs
+ *   -I HOOK 1 [-i IFACE] -j SLOWDOWN-q
+ *
+ * Q is --queue-num q, or --queue-balance q:q+W-1 for W workers (the kernel
+ * hashes both directions of a flow to the same queue). With N = 0 every TCP
+ * and UDP packet is queued and the connmark rule is left out. Bulk traffic
+ * of flows that passed inspection never leaves the kernel.
+ */
+#ifndef SD_FWRULES_H
+#define SD_FWRULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sd.h"
+
+enum { SD_FW_FORWARD = 0, SD_FW_PREROUTING = 1 };
+
+enum {
+    SD_FW_MAX_IFACES = 8,
+    SD_FW_MAX_RULES = 40,
+    SD_FW_MAX_ARGS = 28,
+};
+
+struct sd_fw_config {
+    uint16_t queue;           /* first queue number */
+    uint16_t workers;         /* queues queue .. queue + workers - 1 (0 counts as 1) */
+    uint32_t queue_packets;   /* connbytes window N; 0 queues every packet */
+    uint32_t ct_mark;         /* conntrack mark bit(s) of flows under an action */
+    uint8_t hook;             /* SD_FW_FORWARD or SD_FW_PREROUTING */
+    const char *ifaces[SD_FW_MAX_IFACES]; /* only packets coming in on these (none: all) */
+    unsigned n_ifaces;
+};
+
+struct sd_fw_rule {
+    char *argv[SD_FW_MAX_ARGS]; /* NULL-terminated, pointing into store */
+    char store[384];
+};
+
+struct sd_fw_plan {
+    unsigned n;
+    struct sd_fw_rule rules[SD_FW_MAX_RULES];
+};
+
+/* The chain name for |c| ("SLOWDOWN-0") into |buf|. */
+void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len);
+
+/* Fills |p| with the commands that install the rules of |c|, in order.
+ * 0, or SD_ERANGE / SD_EINVAL (too many interfaces, bad interface name). */
+int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p);
+
+/* Writes the plan as shell lines to |out|, one command a line. */
+void sd_fw_plan_print(const struct sd_fw_plan *p, FILE *out);
+
+/* Runs the plan, stopping at the first failure. 0, or SD_EIO with the failed
+ * command and its output in |err|. */
+int sd_fw_plan_apply(const struct sd_fw_plan *p, char *err, size_t errlen);
+
+/*
+ * Removes every trace of the chain of |c|'s queue, whatever options the run
+ * that installed it had: jumps to it from FORWARD (filter) and PREROUTING
+ * (mangle), then the chain, for both families. Safe to call when nothing is
+ * installed. Returns how many rules and chains it removed, or SD_EIO when
+ * the iptables tools cannot be run at all (|err|).
+ */
+int sd_fw_remove(const struct sd_fw_config *c, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * subproc.c - run a helper program and capture its output.
+ *
+ * posix_spawnp() rather than fork(): the callers may be multi-threaded
+ * (slowdown run removes its rules after its workers started), and spawn only
+ * runs async-signal-safe steps in the child. Output is read through one pipe
+ * shared by stdout and stderr; anything past the caller's buffer is drained
+ * and dropped so the child never blocks on a full pipe.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sd.h"
+#include "subproc.h"
+
+extern char **environ;
+
+static size_t drain(int fd, char *out, size_t outlen)
+{
+    char sink[512];
+    size_t n = 0;
+
+    for (;;) {
+        char *dst = sink;
+        size_t room = sizeof(sink);
+        if (out && n + 1 < outlen) {
+            dst = out + n;
+            room = outlen - 1 - n;
+        }
+        ssize_t r = read(fd, dst, room);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (dst != sink)
+            n += (size_t)r;
+    }
+    return n;
+}
+
+int sd_subproc_run(char *const argv[], char *out, size_t outlen)
+{
+    posix_spawn_file_actions_t fa;
+    int pfd[2];
+    pid_t pid;
+    int rc, status;
+
+    if (out && outlen)
+        out[0] = '\0';
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        if (out && outlen)
+            snprintf(out, outlen, "pipe: %s", strerror(errno));
+        return SD_EIO;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pfd[1]);
+    if (rc != 0) {
+        close(pfd[0]);
+        if (out && outlen)
+            snprintf(out, outlen, "%s: %s", argv[0], strerror(rc));
+        return SD_EIO;
+    }
+    size_t n = drain(pfd[0], out, outlen);
+    close(pfd[0]);
+    if (out && outlen) {
+        while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+            n--;
+        out[n] = '\0';
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return SD_EIO;
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+void sd_subproc_format(char *const argv[], char *buf, size_t len)
+{
+    size_t n = 0;
+
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; argv[i] && n + 1 < len; i++) {
+        int w = snprintf(buf + n, len - n, "%s%s", i ? " " : "", argv[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}

@@ -1,0 +1,23 @@
+/*
+ * subproc.h - run a helper program (ip, tc, iptables-legacy) and keep what it
+ * said, so that a failure can be reported with the tool's own words.
+ */
+#ifndef SD_SUBPROC_H
+#define SD_SUBPROC_H
+
+#include <stddef.h>
+
+/*
+ * Runs argv[0] (looked up in PATH) with |argv| (NULL-terminated), stdin from
+ * /dev/null, and waits for it. Its stdout and stderr are captured together:
+ * the first |outlen| - 1 bytes go to |out| (NUL-terminated, trailing newline
+ * removed; |out| may be NULL). Returns the exit status (0-255), 128 + signal
+ * number when the child was killed, or SD_EIO when it could not be started
+ * (|out| then holds the reason).
+ */
+int sd_subproc_run(char *const argv[], char *out, size_t outlen);
+
+/* Writes |argv| as one space-separated line into |buf| (truncated to |len|). */
+void sd_subproc_format(char *const argv[], char *buf, size_t len);
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * test_fwrules.c - the queueing rules of `slowdown run` as data: the exact
+ * commands for the default set-up, for several workers and interfaces, for
+ * "every packet" mode, and the refusals (bad interface names, too many).
+ * Nothing is installed: applying and removing is what the lab tests do.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fwrules.h"
+#include "subproc.h"
+
+static struct sd_fw_plan plan;
+
+static const char *line(unsigned i)
+{
+    static char buf[512];
+    assert_true(i < plan.n);
+    sd_subproc_format(plan.rules[i].argv, buf, sizeof(buf));
+    return buf;
+}
+
+static void test_default(void **state)
+{
+    struct sd_fw_config c = {.queue = 0, .workers = 1, .queue_packets = 64, .ct_mark = 0x40000000};
+    (void)state;
+
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 12);
+    assert_string_equal(line(0), "iptables-legacy -w -t filter -N SLOWDOWN-0");
+    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m connmark --mark 0x40000000/0x40000000 "
+                                 "-j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m conntrack --ctstate INVALID,UNTRACKED "
+                                 "-j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp -m connbytes --connbytes 0:64 "
+                                 "--connbytes-dir both --connbytes-mode packets -j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(4), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p udp -m connbytes --connbytes 0:64 "
+                                 "--connbytes-dir both --connbytes-mode packets -j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(5), "iptables-legacy -w -t filter -I FORWARD 1 -j SLOWDOWN-0");
+    assert_string_equal(line(6), "ip6tables-legacy -w -t filter -N SLOWDOWN-0");
+    assert_string_equal(line(11), "ip6tables-legacy -w -t filter -I FORWARD 1 -j SLOWDOWN-0");
+    /* argv is NULL-terminated and usable as is. */
+    assert_string_equal(plan.rules[5].argv[0], "iptables-legacy");
+    assert_null(plan.rules[5].argv[9]);
+}
+
+static void test_workers_ifaces_prerouting(void **state)
+{
+    struct sd_fw_config c = {.queue = 10, .workers = 4, .queue_packets = 30, .ct_mark = 0x100,
+                             .hook = SD_FW_PREROUTING, .ifaces = {"in0", "eth1.20"}, .n_ifaces = 2};
+    char name[32];
+    (void)state;
+
+    sd_fw_chain_name(&c, name, sizeof(name));
+    assert_string_equal(name, "SLOWDOWN-10");
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 14);
+    assert_string_equal(line(1), "iptables-legacy -w -t mangle -A SLOWDOWN-10 -m connmark --mark 0x100/0x100 "
+                                 "-j NFQUEUE --queue-balance 10:13 --queue-bypass");
+    assert_string_equal(line(3), "iptables-legacy -w -t mangle -A SLOWDOWN-10 -p tcp -m connbytes --connbytes 0:30 "
+                                 "--connbytes-dir both --connbytes-mode packets -j NFQUEUE --queue-balance 10:13 "
+                                 "--queue-bypass");
+    assert_string_equal(line(5), "iptables-legacy -w -t mangle -I PREROUTING 1 -i in0 -j SLOWDOWN-10");
+    assert_string_equal(line(6), "iptables-legacy -w -t mangle -I PREROUTING 1 -i eth1.20 -j SLOWDOWN-10");
+    assert_string_equal(line(13), "ip6tables-legacy -w -t mangle -I PREROUTING 1 -i eth1.20 -j SLOWDOWN-10");
+}
+
+static void test_every_packet(void **state)
+{
+    struct sd_fw_config c = {.queue = 3, .workers = 1, .queue_packets = 0, .ct_mark = 0x40000000};
+    (void)state;
+
+    /* No window: every TCP and UDP packet, and no connmark rule (nothing to keep). */
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 8);
+    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-3 -p tcp -j NFQUEUE --queue-num 3 "
+                                 "--queue-bypass");
+    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-3 -p udp -j NFQUEUE --queue-num 3 "
+                                 "--queue-bypass");
+    for (unsigned i = 0; i < plan.n; i++)
+        assert_null(strstr(line(i), "connmark"));
+}
+
+static void test_refusals(void **state)
+{
+    struct sd_fw_config c = {.workers = 1, .queue_packets = 64, .ct_mark = 1, .n_ifaces = 1};
+    (void)state;
+
+    static const char *const bad[] = {"", "eth0;reboot", "a b", "waytoolonginterface0", "in0\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c.ifaces[0] = bad[i];
+        assert_int_equal(sd_fw_plan_install(&c, &plan), SD_EINVAL);
+    }
+    c.ifaces[0] = "veth-x_1";
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    c.n_ifaces = SD_FW_MAX_IFACES + 1;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), SD_EINVAL);
+    c.n_ifaces = 0;
+    c.hook = 2;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), SD_EINVAL);
+}
+
+static void test_print(void **state)
+{
+    struct sd_fw_config c = {.workers = 1, .queue_packets = 64, .ct_mark = 0x40000000};
+    char buf[4096] = "";
+    (void)state;
+
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+    assert_non_null(f);
+    sd_fw_plan_print(&plan, f);
+    fclose(f);
+    size_t lines = 0;
+    for (char *p = buf; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, plan.n);
+    assert_non_null(strstr(buf, "\nip6tables-legacy -w -t filter -I FORWARD 1 -j SLOWDOWN-0\n"));
+    assert_true(strncmp(buf, "iptables-legacy -w -t filter -N SLOWDOWN-0\n", 43) == 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default),      cmocka_unit_test(test_workers_ifaces_prerouting),
+        cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_print),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
