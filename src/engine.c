@@ -495,6 +495,58 @@ static void flow_open(struct sd_engine *e, uint32_t slot, struct sd_flow *f, con
     evaluate(e, slot, f, NULL, false);
 }
 
+/* ---- prefetching ---- */
+
+enum { PF_LAG = 2 }; /* announcements between fetching a bucket and reading it */
+
+static bool key_same(const struct sd_flow_key *a, const struct sd_flow_key *b)
+{
+    return memcmp(a, b, sizeof(*a)) == 0; /* keys are built zero-padded */
+}
+
+/* The hash of |k|: the one computed when its packet was announced, if it is
+ * the oldest announced packet (the announcements are consumed in order and
+ * dropped at the first packet that does not match). */
+static uint64_t announced_hash(struct sd_engine *e, const struct sd_flow_key *k)
+{
+    if (e->pf_n) {
+        unsigned i = e->pf_head;
+        if (key_same(&e->pf[i].k, k)) {
+            e->pf_head = (uint8_t)((i + 1) % SD_PREFETCH_MAX);
+            e->pf_n--;
+            return e->pf[i].h;
+        }
+        e->pf_n = 0;
+    }
+    return sd_flow_key_hash(e->ft, k);
+}
+
+void sd_engine_prefetch(struct sd_engine *e, const struct sd_pkt *pkt)
+{
+    if (!(pkt->flags & SD_PKT_L4) || (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
+        return;
+    if (e->pf_n == SD_PREFETCH_MAX) { /* too far ahead: forget the oldest */
+        e->pf_head = (uint8_t)((e->pf_head + 1) % SD_PREFETCH_MAX);
+        e->pf_n--;
+    }
+    /* The bucket announced PF_LAG packets ago has had that many packets'
+     * time to arrive: read it, and fetch its first flow (and that flow's
+     * report line). */
+    if (e->pf_n >= PF_LAG) {
+        uint32_t s = sd_flow_prefetch_first(e->ft, e->pf[(e->pf_head + e->pf_n - PF_LAG) % SD_PREFETCH_MAX].h);
+        if (s != SD_FLOW_NONE && e->ext)
+            __builtin_prefetch(&e->ext[s], 1);
+    }
+    unsigned i = (e->pf_head + e->pf_n) % SD_PREFETCH_MAX;
+    int dir;
+    sd_flow_key_make(&e->pf[i].k, pkt->family, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport, pkt->proto, &dir);
+    e->pf[i].h = sd_flow_key_hash(e->ft, &e->pf[i].k);
+    sd_flow_prefetch(e->ft, e->pf[i].h);
+    e->pf_n++;
+}
+
+/* ---- the packet ---- */
+
 static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd_verdict *v)
 {
     sweep(e, 2);
@@ -502,7 +554,7 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
     struct sd_flow_key k;
     int dir_ab;
     sd_flow_key_make(&k, pkt->family, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport, pkt->proto, &dir_ab);
-    uint64_t h = sd_flow_key_hash(e->ft, &k);
+    uint64_t h = announced_hash(e, &k);
     uint32_t slot = sd_flow_lookup(e->ft, &k, h);
     uint32_t now = now_ms(e);
     if (slot != SD_FLOW_NONE && expired(e, sd_flow_at(e->ft, slot), now)) {

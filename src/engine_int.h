@@ -26,6 +26,8 @@ enum {
     SD_FS_QUIC = 1 << 5,      /* the first datagram looked like QUIC */
 };
 
+enum { SD_PREFETCH_MAX = 8 }; /* packets sd_engine_prefetch may run ahead */
+
 /* Per-flow extras kept in tracking mode (pcap reports, explain). */
 /* Two cache lines: what every packet updates first, the rest after (the
  * array is 64-byte aligned, so a packet touches one line of it). */
@@ -63,6 +65,11 @@ struct sd_engine {
     const struct sd_policy *pol;
     struct sd_engine_config cfg;
     struct sd_flow_table *ft;
+    struct {                  /* packets announced by sd_engine_prefetch, oldest first */
+        struct sd_flow_key k;
+        uint64_t h;
+    } pf[SD_PREFETCH_MAX];
+    uint8_t pf_head, pf_n;
     struct sd_flow_ext *ext;  /* NULL unless cfg.track; 64-byte aligned inside ext_mem */
     void *ext_mem;
     uint64_t epoch_ns, now_ns;

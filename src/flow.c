@@ -94,7 +94,9 @@ static inline int cmp_ep6(const uint8_t *x, uint16_t xp, const uint8_t *y, uint1
 void sd_flow_key_make(struct sd_flow_key *k, int family, const uint8_t *src, const uint8_t *dst, uint16_t sport,
                       uint16_t dport, uint8_t proto, int *dir_out)
 {
-    *k = (struct sd_flow_key){.proto = proto, .v6 = family == 6};
+    memset(k, 0, sizeof(*k)); /* padding too: the key is hashed and compared as bytes */
+    k->proto = proto;
+    k->v6 = family == 6;
     int swap = family == 6 ? cmp_ep6(src, sport, dst, dport) > 0 : cmp_ep4(src, sport, dst, dport) > 0;
     const uint8_t *a = swap ? dst : src, *b = swap ? src : dst;
     k->pa = swap ? dport : sport;
@@ -346,6 +348,19 @@ uint32_t sd_flow_next_used(const struct sd_flow_table *t, uint32_t *hand, uint32
     }
     *hand = s;
     return SD_FLOW_NONE;
+}
+
+void sd_flow_prefetch(const struct sd_flow_table *t, uint64_t h)
+{
+    __builtin_prefetch(&t->heads[h & t->mask]);
+}
+
+uint32_t sd_flow_prefetch_first(const struct sd_flow_table *t, uint64_t h)
+{
+    uint32_t i = t->heads[h & t->mask] - 1;
+    if (i != SD_FLOW_NONE)
+        __builtin_prefetch(&t->slots[i]);
+    return i;
 }
 
 uint32_t sd_flow_capacity(const struct sd_flow_table *t)
