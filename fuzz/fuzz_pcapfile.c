@@ -1,7 +1,8 @@
 /*
  * fuzz_pcapfile.c - the fast pcap reader against libpcap on the same bytes:
- * both must hand out the same records (bytes and times) and stop at the same
- * record, and where the fast reader reports an error, in libpcap's words.
+ * both must hand out the same records (bytes and times, read in batches of
+ * varying size) and stop at the same record, and where the fast reader
+ * reports an error, in libpcap's words.
  * Files the fast reader leaves to libpcap (SD_ENOTSUP) are skipped.
  */
 #define _GNU_SOURCE
@@ -29,23 +30,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
         if (!pc || pcap_datalink(pc) != sd_pcapfile_dlt(r))
             abort();
-        int a, b;
-        do {
-            struct pcap_pkthdr *h;
-            const u_char *d;
-            const uint8_t *p;
-            uint32_t caplen;
-            uint64_t ts;
-            a = pcap_next_ex(pc, &h, &d);
-            b = sd_pcapfile_next(r, &p, &caplen, &ts);
-            if ((a == 1) != (b == 1) || (a == PCAP_ERROR) != (b < 0))
-                abort();
-            if (a == 1 && (caplen != h->caplen || memcmp(p, d, caplen) != 0 ||
-                           ts != (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec))
-                abort();
-            if (b < 0 && strcmp(sd_pcapfile_error(r), pcap_geterr(pc)) != 0)
-                abort();
-        } while (a == 1);
+        /* Batches of 1 to 4 records (the size varies with the input). */
+        struct sd_pcaprec recs[4];
+        int k, batch = 0;
+        while ((k = sd_pcapfile_next_batch(r, recs, 1 + (int)(size + (size_t)batch++) % 4)) > 0) {
+            for (int i = 0; i < k; i++) {
+                struct pcap_pkthdr *h;
+                const u_char *d;
+                if (pcap_next_ex(pc, &h, &d) != 1 || recs[i].caplen != h->caplen ||
+                    memcmp(recs[i].data, d, h->caplen) != 0 ||
+                    recs[i].ts_ns != (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec)
+                    abort();
+            }
+        }
+        struct pcap_pkthdr *h;
+        const u_char *d;
+        int a = pcap_next_ex(pc, &h, &d);
+        if ((a == PCAP_ERROR) != (k < 0) || (a == 1))
+            abort();
+        if (k < 0 && strcmp(sd_pcapfile_error(r), pcap_geterr(pc)) != 0)
+            abort();
         pcap_close(pc);
         sd_pcapfile_close(r);
     }

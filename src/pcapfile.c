@@ -167,12 +167,15 @@ int sd_pcapfile_dlt(const struct sd_pcapfile *r)
     return r->dlt;
 }
 
-int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *caplen, uint64_t *ts_ns)
+/* Takes the next record. With |may_fill| false nothing is read or moved
+ * (the records handed out stay valid): a record not wholly in the buffer, or
+ * a bad one, returns 0 and is left for a call that may fill. */
+static int take(struct sd_pcapfile *r, bool may_fill, struct sd_pcaprec *rec)
 {
-    long n = fill(r, REC_HDR);
+    long n = may_fill ? fill(r, REC_HDR) : (long)(r->have - r->pos);
     if (n < 0)
         return (int)n;
-    if (n == 0)
+    if (n < REC_HDR && (!may_fill || n == 0))
         return 0;
     if (n < REC_HDR) {
         snprintf(r->err, sizeof(r->err), "truncated dump file; tried to read %d header bytes, only got %ld", REC_HDR, n);
@@ -181,6 +184,8 @@ int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *capl
     const uint8_t *h = r->buf + r->pos;
     uint32_t sec = rd32(r, h), frac = rd32(r, h + 4), cap = rd32(r, h + 8);
     if (cap > MAX_CAPLEN) {
+        if (!may_fill)
+            return 0;
         if (cap > r->snaplen)
             snprintf(r->err, sizeof(r->err), "invalid packet capture length %u, bigger than snaplen of %u", cap,
                      r->snaplen);
@@ -189,26 +194,49 @@ int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *capl
                      (unsigned)MAX_CAPLEN);
         return SD_EPROTO;
     }
-    n = fill(r, REC_HDR + (size_t)cap);
-    if (n < 0)
+    if (may_fill && (n = fill(r, REC_HDR + (size_t)cap)) < 0)
         return (int)n;
     if ((size_t)n < REC_HDR + (size_t)cap) {
+        if (!may_fill)
+            return 0;
         long got = n - REC_HDR; /* libpcap reads a cut record up to the snaplen first */
         snprintf(r->err, sizeof(r->err), "truncated dump file; tried to read %u captured bytes, only got %ld",
                  cap > r->snaplen && got < (long)r->snaplen ? r->snaplen : cap, got);
         return SD_EPROTO;
     }
-    *data = r->buf + r->pos + REC_HDR;
-    *caplen = SD_MIN(cap, r->snaplen);
+    rec->data = r->buf + r->pos + REC_HDR;
+    rec->caplen = SD_MIN(cap, r->snaplen);
     /* libpcap reads both fields as signed 32-bit numbers in a file of the
      * host's byte order and as unsigned ones in a byte-swapped file: the same
      * arithmetic, modulo 2^64, so that odd times come out the same. */
     bool native = r->swapped == (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
     uint64_t s64 = native ? (uint64_t)(int64_t)(int32_t)sec : sec;
     uint64_t f64 = native ? (uint64_t)(int64_t)(int32_t)frac : frac;
-    *ts_ns = s64 * 1000000000u + f64 * (r->nano ? 1u : 1000u);
+    rec->ts_ns = s64 * 1000000000u + f64 * (r->nano ? 1u : 1000u);
     r->pos += REC_HDR + (size_t)cap;
     return 1;
+}
+
+int sd_pcapfile_next_batch(struct sd_pcapfile *r, struct sd_pcaprec *recs, int max)
+{
+    int n = max > 0 ? take(r, true, &recs[0]) : 0;
+    if (n <= 0)
+        return n;
+    while (n < max && take(r, false, &recs[n]) == 1)
+        n++;
+    return n;
+}
+
+int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *caplen, uint64_t *ts_ns)
+{
+    struct sd_pcaprec rec = {NULL, 0, 0};
+    int rc = take(r, true, &rec);
+    if (rc == 1) {
+        *data = rec.data;
+        *caplen = rec.caplen;
+        *ts_ns = rec.ts_ns;
+    }
+    return rc;
 }
 
 void sd_pcapfile_close(struct sd_pcapfile *r)

@@ -38,7 +38,23 @@ int sd_pcapfile_dlt(const struct sd_pcapfile *r);
  */
 int sd_pcapfile_next(struct sd_pcapfile *r, const uint8_t **data, uint32_t *caplen, uint64_t *ts_ns);
 
-/* After an error of sd_pcapfile_next: what went wrong, in libpcap's words
+/* One record: its bytes and its time in nanoseconds since the epoch. */
+struct sd_pcaprec {
+    const uint8_t *data;
+    uint32_t caplen;
+    uint64_t ts_ns;
+};
+
+/*
+ * Up to |max| next records at once, all valid until the next call of either
+ * function (so a caller can look ahead within the batch). Returns how many
+ * (> 0), 0 at the end of the file, or the errors of sd_pcapfile_next when
+ * the first record fails; a record that fails after others ends the batch
+ * and is reported by the next call.
+ */
+int sd_pcapfile_next_batch(struct sd_pcapfile *r, struct sd_pcaprec *recs, int max);
+
+/* After an error of sd_pcapfile_next(_batch): what went wrong, in libpcap's words
  * ("truncated dump file; tried to read 54 captured bytes, only got 47"). */
 const char *sd_pcapfile_error(const struct sd_pcapfile *r);
 

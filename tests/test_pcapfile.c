@@ -217,6 +217,55 @@ static void cut_files_and_oversized_records(void **state)
     free(f.p);
 }
 
+/* Batches: every record of a batch stays valid while the batch is used,
+ * and batches of any size give libpcap's records, then its error. */
+static void batches(void **state)
+{
+    (void)state;
+    struct file f;
+    char path[256], eb[PCAP_ERRBUF_SIZE];
+    enum { N = 300 };
+    header(&f, false, false, 65535, 1);
+    for (int i = 0; i < N; i++)
+        record(&f, 5, (uint32_t)i, (uint32_t)(i % 10 == 0 ? 65535 : 40 + i * 37 % 1500), i);
+    save(&f, path, sizeof(path), f.n - 100); /* the last record is cut */
+    pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, eb);
+    assert_non_null(pc);
+    uint8_t *copy[N];
+    uint32_t len[N];
+    int n = 0;
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    while (pcap_next_ex(pc, &h, &d) == 1) {
+        copy[n] = malloc(h->caplen + 1);
+        memcpy(copy[n], d, h->caplen);
+        len[n++] = h->caplen;
+    }
+    assert_int_equal(n, N - 1);
+    struct sd_pcapfile *r;
+    assert_int_equal(sd_pcapfile_open(&r, path), 0);
+    struct sd_pcaprec recs[8];
+    int got = 0, k, calls = 0;
+    while ((k = sd_pcapfile_next_batch(r, recs, 1 + calls++ % 8)) > 0) {
+        for (int i = 0; i < k; i++) {
+            assert_true(got + i < n);
+            assert_int_equal(recs[i].caplen, len[got + i]);
+            assert_memory_equal(recs[i].data, copy[got + i], len[got + i]);
+            assert_int_equal(recs[i].ts_ns, 5000000000ull + (uint64_t)(got + i) * 1000u);
+        }
+        got += k;
+    }
+    assert_int_equal(got, n);
+    assert_int_equal(k, SD_EPROTO);
+    assert_string_equal(sd_pcapfile_error(r), pcap_geterr(pc));
+    for (int i = 0; i < n; i++)
+        free(copy[i]);
+    sd_pcapfile_close(r);
+    pcap_close(pc);
+    unlink(path);
+    free(f.p);
+}
+
 /* pcapng, unknown magic, unsupported link types, short and missing files
  * are not this reader's: libpcap reads or reports them. */
 static void leaves_the_rest_to_libpcap(void **state)
@@ -263,6 +312,7 @@ int main(void)
         cmocka_unit_test(byte_orders_and_precisions),
         cmocka_unit_test(big_small_and_cut_records),
         cmocka_unit_test(cut_files_and_oversized_records),
+        cmocka_unit_test(batches),
         cmocka_unit_test(leaves_the_rest_to_libpcap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
