@@ -185,6 +185,11 @@ struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *
     struct sd_policy *p = sd_policy_builder_finish(b, &err);
     if (!p)
         return report(b, cmd, &err);
+    if (!p->name[0] && cp->n_files) {
+        /* No `preset` line: name it after its (last) file or URL. */
+        const char *f = cp->files[cp->n_files - 1], *slash = strrchr(f, '/');
+        snprintf(p->name, sizeof(p->name), "%s", slash && slash[1] ? slash + 1 : f);
+    }
     sd_policy_builder_free(b);
     return p;
 }
