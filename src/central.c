@@ -297,10 +297,10 @@ static void wake(struct sd_central *c)
 }
 
 /* Fetches source |s| once and records the outcome. Returns true when a new pending text was stored. */
-static bool poll_source(struct sd_central *c, struct source *s)
+static bool poll_source(struct sd_central *c, struct source *s, uint32_t timeout_s)
 {
     struct sd_http_result r;
-    int rc = sd_http_get(s->url, s->etag, c->cfg.timeout_s, &r);
+    int rc = sd_http_get(s->url, s->etag, timeout_s, &r);
     double now = wall_now();
     bool fresh = false;
 
@@ -341,7 +341,8 @@ int sd_central_fetch_now(struct sd_central *c, char *err, size_t errlen)
 {
     for (size_t i = 0; i < c->n; i++) {
         struct source *s = &c->src[i];
-        if (poll_source(c, s) || s->text)
+        /* At start a slow centre gets more time than a poll does: there is nothing to fall back on yet. */
+        if (poll_source(c, s, SD_MAX(c->cfg.timeout_s, 10u)) || s->text)
             continue;
         size_t n = 0;
         char *t = cache_read(c, s, &n);
@@ -376,7 +377,7 @@ static void *poller_main(void *arg)
             break; /* stop (or a failed poll: stop rather than spin) */
         bool fresh = false;
         for (size_t i = 0; i < c->n; i++)
-            fresh |= poll_source(c, &c->src[i]);
+            fresh |= poll_source(c, &c->src[i], c->cfg.timeout_s);
         if (fresh)
             wake(c);
     }

@@ -316,7 +316,7 @@ static void central_urls(const struct opts *o, struct sd_central_config *cfg)
     if (sd_central_is_url(o->cp.at))
         cfg->urls[cfg->n++] = o->cp.at;
     cfg->interval_s = (uint32_t)o->poll_s;
-    cfg->timeout_s = (uint32_t)SD_MIN(o->poll_s, 10u);
+    cfg->timeout_s = (uint32_t)SD_MAX(SD_MIN(o->poll_s, 10u), 2u);
     cfg->cache_dir = o->cache_dir;
 }
 
