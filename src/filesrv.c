@@ -28,7 +28,7 @@
 #include "siphash.h"
 #include "tconn.h"
 
-enum { REQ_MAX = 4096, REQ_WAIT_MS = 2000, FILE_MAX = 16 << 20 };
+enum { REQ_MAX = 4096, REQ_WAIT_MS = 2000, FILE_MAX = 64 << 20 };
 
 struct sd_filesrv {
     int fd;

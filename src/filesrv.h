@@ -9,7 +9,7 @@
  * are read afresh for each request, so editing a file is publishing it
  * (write a temporary file and rename it over the old one, so that no reader
  * ever sees half a file). One thread, one connection at a time, 2 s to send
- * a request, files up to 16 MiB: meant for a lab's or a test bed's few
+ * a request, files up to 64 MiB: meant for a lab's or a test bed's few
  * nodes; a fleet's centre would put a real web server in front.
  */
 #ifndef SD_FILESRV_H
