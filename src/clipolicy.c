@@ -150,7 +150,7 @@ struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *
         size_t n = sd_timeline_at(t, names, SD_COUNTOF(names));
         if (n == 0) {
             fprintf(stderr, "slowdown %s: --at %s: no preset of the timeline was in force then (it starts "
-                            "2021-03-10T07:00Z)\n", cmd, cp->at);
+                            "2021-03-10T07:00Z)\n", cmd, at);
             sd_policy_builder_free(b);
             return NULL;
         }
