@@ -170,6 +170,8 @@ static int parse_ops(struct opts *o, int c, const char *arg)
     return 1;
 }
 
+static int finish_opts(struct opts *o);
+
 /* 0 to go on, else exit status + 1000. */
 static int parse(int argc, char **argv, struct opts *o)
 {
@@ -251,6 +253,12 @@ static int parse(int argc, char **argv, struct opts *o)
         fprintf(stderr, "slowdown run: unexpected argument '%s'\n", argv[optind]);
         return 1000 + SD_EXIT_USAGE;
     }
+    return finish_opts(o);
+}
+
+/* Checks that concern several options, derives the workers' settings. 0, or exit status + 1000. */
+static int finish_opts(struct opts *o)
+{
     if (o->fw.ct_mark & o->fw.settled_mark) {
         fprintf(stderr, "slowdown run: --ct-mark and --settle-mark must be different bits\n");
         return 1000 + SD_EXIT_USAGE;

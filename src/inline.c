@@ -21,9 +21,12 @@
  * flags (SD_VF_ACTION, SD_VF_SETTLED) say which state a packet's flow is in;
  * a small direct-mapped cache of flow hashes remembers which state each flow
  * was last marked with, so a flow is marked once per state change, not once
- * per packet. (A cache collision costs one more mark, never a missed one: an
- * entry is only trusted when the whole 32-bit hash matches.) A bare SYN is
- * never marked: its conntrack entry is not confirmed yet.
+ * per packet. (Two flows in one slot cost one more mark each; a flow is
+ * wrongly taken as marked only when another one shares the 30 hash bits an
+ * entry keeps.) A bare SYN is never marked: its conntrack entry is not
+ * confirmed yet. Neither is a UDP flow's on its first datagram, which may be
+ * the one that triggers (DNS, QUIC), so a UDP flow under an action is marked
+ * twice: on the trigger and on the next packet.
  *
  * Held IP fragments come back through on_release and leave through a raw
  * socket. (With conntrack loaded the kernel reassembles fragments before any
@@ -66,6 +69,7 @@ enum {
     MAX_BATCH = 256,
     MARK_CACHE = 4096,                     /* flows remembered as marked, per worker */
     MARK_ACTION = 1, MARK_SETTLED = 2,     /* the state in the low bits of a cache entry */
+    MARK_ACTION_ONCE = 3,                  /* UDP: marked under an action once, mark once more */
 };
 
 struct worker {
@@ -156,11 +160,12 @@ static void mark_flow(struct worker *w, const struct sd_pkt *pkt, uint32_t state
         return;
     if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (SD_TCP_SYN | SD_TCP_ACK)) == SD_TCP_SYN)
         return; /* unconfirmed conntrack entry: the next packet marks it */
-    uint32_t h = sd_engine_flow_hash(pkt), entry = (h & ~3u) | state;
+    uint32_t h = sd_engine_flow_hash(pkt) & ~3u;
     uint32_t *slot = &w->marked[(h >> 2) % MARK_CACHE];
-    if (*slot == entry)
+    if (*slot == (h | state))
         return;
-    *slot = entry;
+    bool again = state == MARK_ACTION && pkt->proto == IPPROTO_UDP && *slot != (h | MARK_ACTION_ONCE);
+    *slot = h | (again ? MARK_ACTION_ONCE : state);
     /* One state at a time: an action flow that settles (its rule left with a reload) loses the action bit. */
     struct sd_nfq_tuple t = {pkt->family, pkt->proto, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport};
     if (sd_nfq_ct_mark(w->ct_fd, &t, bits, c->ct_mark | c->settled_mark) == 0) {
