@@ -19,6 +19,7 @@
 #include "cmdopt.h"
 #include "detect.h"
 #include "lab.h"
+#include "locate.h"
 #include "mono.h"
 #include "svg.h"
 
@@ -27,7 +28,8 @@ enum { MAX_NAMES = 64 };
 struct opts {
     struct sd_detect_config cfg;
     const char *lab, *svg;
-    bool json, series, quiet;
+    bool json, series, quiet, trigger;
+    int hops;
     const char *names[MAX_NAMES];
     int n_names;
 };
@@ -58,20 +60,25 @@ static void usage(FILE *f)
             "  --seed N           letters of the made-up control\n"
             "  --json             one JSON line per name and direction\n"
             "  --series           with --json, the goodput series too (type \"series\")\n"
-            "  --svg FILE         plot goodput over time for A, B, C (several names: FILE-NAME.svg)\n");
+            "  --svg FILE         plot goodput over time for A, B, C (several names: FILE-NAME.svg)\n"
+            "  --trigger          then find which bytes of the ClientHello the censor needs\n"
+            "                     (probes on the plain port with parts inverted; ~10-30 s more)\n"
+            "  --hops N           then find the censor's hop: the ClientHello injected with\n"
+            "                     TTL 1..N on fresh connections (IPv4, root; ~2 s more)\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum { O_SERVER = 256, O_LAB, O_PORT, O_PPORT, O_NOINV, O_CONTROL, O_SECONDS, O_WARMUP, O_DOWN, O_UP, O_BIND,
-           O_SEED, O_JSON, O_SERIES, O_SVG };
+           O_SEED, O_JSON, O_SERIES, O_SVG, O_TRIGGER, O_HOPS };
     static const struct option lo[] = {
         {"server", 1, NULL, O_SERVER},   {"lab", 1, NULL, O_LAB},         {"port", 1, NULL, O_PORT},
         {"plain-port", 1, NULL, O_PPORT}, {"no-inverted", 0, NULL, O_NOINV}, {"control", 1, NULL, O_CONTROL},
         {"seconds", 1, NULL, O_SECONDS}, {"warmup", 1, NULL, O_WARMUP},   {"down", 0, NULL, O_DOWN},
         {"up", 0, NULL, O_UP},           {"bind", 1, NULL, O_BIND},       {"seed", 1, NULL, O_SEED},
         {"json", 0, NULL, O_JSON},       {"series", 0, NULL, O_SERIES},   {"svg", 1, NULL, O_SVG},
-        {"help", 0, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"trigger", 0, NULL, O_TRIGGER}, {"hops", 1, NULL, O_HOPS},       {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct sd_detect_config *c = &o->cfg;
     uint64_t v;
@@ -116,6 +123,12 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_JSON: o->json = true; break;
         case O_SERIES: o->series = true; break;
         case O_SVG: o->svg = optarg; break;
+        case O_TRIGGER: o->trigger = true; break;
+        case O_HOPS:
+            if (sd_opt_u64(optarg, SD_LOCATE_TTL_MAX, 0, &v) < 0 || v == 0)
+                bad = "--hops (1 to 32)";
+            o->hops = (int)v;
+            break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
         default:
             fprintf(stderr, "slowdown detect: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -320,6 +333,166 @@ static int write_svg(const struct opts *o, const struct sd_detect_result *res)
     return 0;
 }
 
+/* ---- localisation ---- */
+
+/* The direction to localise in: a download that was throttled or blocked, else an upload. */
+static const struct sd_detect_dir *found(const struct sd_detect_result *res)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        const struct sd_detect_dir *d = &res->d[dir];
+        if (d->measured && (d->verdict == SD_VERDICT_THROTTLED || d->verdict == SD_VERDICT_BLOCKED))
+            return d;
+    }
+    return NULL;
+}
+
+static void locate_config(const struct opts *o, const struct sd_detect_result *res, const struct sd_detect_dir *d,
+                          struct sd_locate_config *lc)
+{
+    double fast = d->control_kbps > 0 ? d->control_kbps : SD_MAX(d->b_kbps, d->inverted_kbps);
+    memset(lc, 0, sizeof(*lc));
+    lc->addr = o->cfg.addr;
+    lc->plain_port = o->cfg.plain_port;
+    lc->bind_addr = o->cfg.bind_addr;
+    lc->name = res->name;
+    lc->window_ns = 1500ull * SD_NS_PER_MS;
+    lc->threshold_bytes = sd_locate_threshold(lc->window_ns, d->kbps, fast > 0 ? fast : 1e6);
+}
+
+/* The fields a region overlaps, "a, b, c". */
+static void region_fields(const struct sd_trigger_result *t, const struct sd_locate_region *r, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int f = 0; f < t->n_fields; f++) {
+        const struct sd_hello_field *x = &t->fields[f];
+        if (x->off + x->len <= r->off || x->off >= r->off + r->len)
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", x->name);
+        if (n < 0 || (size_t)n >= len - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* The bytes of a region (as they are, not inverted): a name's characters as text, else hex. */
+static void region_bytes(const struct sd_trigger_result *t, const struct sd_locate_region *r, char *buf, size_t len)
+{
+    bool text = r->len >= 2;
+    for (int i = 0; i < r->len; i++) {
+        uint8_t c = t->hello[r->off + i];
+        text = text && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                        c == '-' || c == '_');
+    }
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < r->len && used + 4 < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, text ? "%c" : "%02x", t->hello[r->off + i]);
+    if (used + 4 >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+}
+
+static int do_trigger(const struct opts *o, const struct sd_detect_result *res, const struct sd_detect_dir *d)
+{
+    struct sd_locate_config lc;
+    static struct sd_trigger_result t; /* 6 KB of hello and fields: off the stack */
+    char fields[512], bytes[160];
+
+    locate_config(o, res, d, &lc);
+    if (!o->json)
+        fprintf(stderr, "localising the trigger in %s's ClientHello ...\n", res->name);
+    int rc = sd_locate_trigger(&lc, &t);
+    if (rc < 0) {
+        fprintf(stderr, "slowdown detect: trigger search: %s\n", sd_strerror(rc));
+        return SD_EXIT_ERR;
+    }
+    if (o->json) {
+        printf("{\"type\":\"trigger\",\"name\":");
+        json_str(res->name);
+        printf(",\"hello_bytes\":%zu,\"baseline\":%s,\"inverted\":%s,\"probes\":%u,\"seconds\":%.1f,\"fields\":[",
+               t.hello_len, t.baseline ? "true" : "false", t.inverted ? "true" : "false", t.probes, t.seconds);
+        for (int f = 0, k = 0; f < t.n_fields; f++) {
+            if (!t.field_matters[f])
+                continue;
+            printf("%s", k++ ? "," : "");
+            json_str(t.fields[f].name);
+        }
+        printf("],\"regions\":[");
+        for (int i = 0; i < t.n_regions; i++) {
+            region_fields(&t, &t.regions[i], fields, sizeof(fields));
+            region_bytes(&t, &t.regions[i], bytes, sizeof(bytes));
+            printf("%s{\"offset\":%u,\"length\":%u,\"resolved\":%s,\"fields\":", i ? "," : "", t.regions[i].off,
+                   t.regions[i].len, t.regions[i].resolved ? "true" : "false");
+            json_str(fields);
+            printf(",\"bytes\":");
+            json_str(bytes);
+            printf("}");
+        }
+        printf("]}\n");
+        return SD_EXIT_OK;
+    }
+    printf("trigger (%zu-byte ClientHello, %u probes, %.1f s):\n", t.hello_len, t.probes, t.seconds);
+    if (!t.baseline) {
+        printf("  the ClientHello sent on the plain port does not trigger: nothing to localise there\n");
+        return SD_EXIT_OK;
+    }
+    if (t.inverted) {
+        printf("  the inverted ClientHello triggers too: the trigger is not in its bytes\n");
+        return SD_EXIT_OK;
+    }
+    printf("  inverting any of these bytes alone lifts the censor's action:\n");
+    for (int i = 0; i < t.n_regions; i++) {
+        region_fields(&t, &t.regions[i], fields, sizeof(fields));
+        region_bytes(&t, &t.regions[i], bytes, sizeof(bytes));
+        printf("  %5u +%-4u %-34s %s%s\n", t.regions[i].off, t.regions[i].len, bytes, fields,
+               t.regions[i].resolved ? "" : " (not narrowed further: probe budget)");
+    }
+    return SD_EXIT_OK;
+}
+
+static int do_hops(const struct opts *o, const struct sd_detect_result *res, const struct sd_detect_dir *d)
+{
+    struct sd_locate_config lc;
+    struct sd_hop_result h;
+
+    locate_config(o, res, d, &lc);
+    int rc = sd_locate_hop(&lc, o->hops, &h);
+    if (rc < 0) {
+        fprintf(stderr, "slowdown detect: hop search: %s\n",
+                rc == SD_EPERM ? "needs root (raw socket, TCP_REPAIR)"
+                : rc == SD_EINVAL ? "IPv4 servers only" : sd_strerror(rc));
+        return SD_EXIT_ERR;
+    }
+    if (o->json) {
+        printf("{\"type\":\"hops\",\"name\":");
+        json_str(res->name);
+        printf(",\"hop\":");
+        if (h.hop)
+            printf("%d", h.hop);
+        else
+            printf("null");
+        printf(",\"baseline\":%s,\"ttl\":[", h.baseline ? "true" : "false");
+        for (int t = 1; t <= h.max_ttl; t++)
+            printf("%s\"%s\"", t > 1 ? "," : "", !h.probed[t] ? "unknown" : h.triggered[t] ? "triggered" : "free");
+        printf("],\"detail\":");
+        json_str(h.detail);
+        printf("}\n");
+        return SD_EXIT_OK;
+    }
+    printf("hops (ClientHello injected with TTL 1..%d):", h.max_ttl);
+    for (int t = 1; t <= h.max_ttl; t++)
+        printf(" %d:%s", t, !h.probed[t] ? "?" : h.triggered[t] ? "T" : "-");
+    printf("\n");
+    if (h.hop)
+        printf("  the censor sits at hop %d (between hop %d and hop %d; TTL %d reaches it)\n", h.hop, h.hop - 1, h.hop,
+               h.hop);
+    else
+        printf("  no hop located%s%s\n", h.detail[0] ? ": " : "", h.detail);
+    if (!h.baseline)
+        printf("  (the control connection without an injected hello was slow too: read with care)\n");
+    return SD_EXIT_OK;
+}
+
 /* Measures one name and prints it. Returns an exit status. */
 static int detect_one(const struct opts *o, const char *name)
 {
@@ -350,6 +523,13 @@ static int detect_one(const struct opts *o, const char *name)
         }
     }
     if (o->svg && write_svg(o, &res) < 0)
+        rc = SD_EXIT_ERR;
+    const struct sd_detect_dir *d = found(&res);
+    if ((o->trigger || o->hops) && !d && !o->json)
+        printf("nothing throttled or blocked: nothing to localise\n");
+    if (o->trigger && d && do_trigger(o, &res, d) != SD_EXIT_OK)
+        rc = SD_EXIT_ERR;
+    if (o->hops && d && do_hops(o, &res, d) != SD_EXIT_OK)
         rc = SD_EXIT_ERR;
     fflush(stdout);
     sd_detect_result_free(&res);

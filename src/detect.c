@@ -121,8 +121,9 @@ struct gate {
 };
 
 struct job {
-    struct sd_fetch_opts o;
-    struct sd_detect_flow *f;
+    struct sd_fetch_opts *o;
+    struct sd_fetch_result *r;
+    int *rc;
     struct gate *gate;
 };
 
@@ -134,8 +135,45 @@ static void *flow_main(void *arg)
     while (!j->gate->open)
         pthread_cond_wait(&j->gate->cond, &j->gate->lock);
     pthread_mutex_unlock(&j->gate->lock);
-    j->f->rc = sd_fetch_run(&j->o, &j->f->r);
+    *j->rc = sd_fetch_run(j->o, j->r);
     return NULL;
+}
+
+int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns)
+{
+    pthread_t tid[SD_DETECT_MAX_PARALLEL];
+    struct job jobs[SD_DETECT_MAX_PARALLEL];
+    struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    bool made[SD_DETECT_MAX_PARALLEL] = {false};
+    int ret = 0;
+
+    if (n < 0 || n > SD_DETECT_MAX_PARALLEL)
+        return SD_EINVAL;
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (struct job){&o[i], &r[i], &rc[i], &gate};
+        made[i] = pthread_create(&tid[i], NULL, flow_main, &jobs[i]) == 0;
+        if (!made[i]) {
+            rc[i] = SD_EIO;
+            memset(&r[i], 0, sizeof(r[i]));
+            snprintf(r[i].detail, sizeof(r[i].detail), "cannot make a thread");
+            ret = SD_EIO;
+        }
+    }
+    /* Every transfer ends at the same moment, however long its handshake took. */
+    uint64_t end = span_ns ? sd_mono_ns() + span_ns : 0;
+    for (int i = 0; i < n; i++)
+        o[i].deadline_ns = end;
+    pthread_mutex_lock(&gate.lock);
+    gate.open = true;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.lock);
+    for (int i = 0; i < n; i++) {
+        if (made[i])
+            pthread_join(tid[i], NULL);
+    }
+    pthread_mutex_destroy(&gate.lock);
+    pthread_cond_destroy(&gate.cond);
+    return ret;
 }
 
 /* The request line the server gets for S seconds, as fetch.c writes it. */
@@ -201,9 +239,9 @@ static int alloc_series(struct sd_detect_result *res, uint32_t max_bins)
     return 0;
 }
 
-/* The jobs of one direction. Returns how many were set up, or a negative SD_E*. */
+/* The measurements of one direction into o[] (flows into f[]). Returns how many, or a negative SD_E*. */
 static int setup_dir(const struct sd_detect_config *cfg, struct sd_detect_result *res, uint8_t dir,
-                     uint32_t max_bins, struct job *jobs, uint8_t first[FIRST_MAX])
+                     uint32_t max_bins, struct sd_fetch_opts *o, struct sd_detect_flow **f, uint8_t first[FIRST_MAX])
 {
     struct sd_detect_dir *d = &res->d[dir];
     int n = 0;
@@ -211,65 +249,29 @@ static int setup_dir(const struct sd_detect_config *cfg, struct sd_detect_result
     d->measured = true;
     d->dir = dir;
     for (int k = 0; k < SD_DETECT_ROLES; k++) {
-        struct job *j = &jobs[n];
         if (k == SD_DETECT_C && cfg->no_inverted)
             continue;
-        base_opts(cfg, res, dir, &j->o);
-        j->f = &d->f[k];
-        j->f->used = true;
-        j->o.bins = j->f->bins;
-        j->o.tcp_bins = j->f->tcp;
-        j->o.max_bins = max_bins;
+        base_opts(cfg, res, dir, &o[n]);
+        f[n] = &d->f[k];
+        f[n]->used = true;
+        o[n].bins = f[n]->bins;
+        o[n].tcp_bins = f[n]->tcp;
+        o[n].max_bins = max_bins;
         if (k == SD_DETECT_C) {
             int len = inverted_first(cfg, dir, res->seconds_ns, first, FIRST_MAX);
             if (len < 0)
                 return len == SD_ECRYPTO ? SD_EINVAL : len;
-            j->o.plain = true;
-            j->o.port = cfg->plain_port ? cfg->plain_port : 80;
-            j->o.first = first;
-            j->o.first_len = (size_t)len;
+            o[n].plain = true;
+            o[n].port = cfg->plain_port ? cfg->plain_port : 80;
+            o[n].first = first;
+            o[n].first_len = (size_t)len;
         } else {
-            j->o.port = cfg->tls_port ? cfg->tls_port : 443;
-            j->o.sni = k == SD_DETECT_A ? res->name : res->control;
+            o[n].port = cfg->tls_port ? cfg->tls_port : 443;
+            o[n].sni = k == SD_DETECT_A ? res->name : res->control;
         }
         n++;
     }
     return n;
-}
-
-/* Runs the jobs at once and waits for all. 0, or SD_EIO when a thread could not be made
- * (those flows count as failed locally, the others still run). */
-static int run_jobs(struct job *jobs, int n, uint64_t span_ns)
-{
-    pthread_t tid[2 * SD_DETECT_ROLES];
-    struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    bool made[2 * SD_DETECT_ROLES] = {false};
-    int rc = 0;
-
-    for (int i = 0; i < n; i++) {
-        jobs[i].gate = &gate;
-        made[i] = pthread_create(&tid[i], NULL, flow_main, &jobs[i]) == 0;
-        if (!made[i]) {
-            jobs[i].f->rc = SD_EIO;
-            snprintf(jobs[i].f->r.detail, sizeof(jobs[i].f->r.detail), "cannot make a thread");
-            rc = SD_EIO;
-        }
-    }
-    /* Every transfer ends at the same moment, however long its handshake took. */
-    uint64_t end = sd_mono_ns() + span_ns;
-    for (int i = 0; i < n; i++)
-        jobs[i].o.deadline_ns = end;
-    pthread_mutex_lock(&gate.lock);
-    gate.open = true;
-    pthread_cond_broadcast(&gate.cond);
-    pthread_mutex_unlock(&gate.lock);
-    for (int i = 0; i < n; i++) {
-        if (made[i])
-            pthread_join(tid[i], NULL);
-    }
-    pthread_mutex_destroy(&gate.lock);
-    pthread_cond_destroy(&gate.cond);
-    return rc;
 }
 
 /* ---- judgement ---- */
@@ -526,9 +528,11 @@ static void describe_mechanism(struct sd_detect_dir *d, const struct sd_detect_f
 {
     const struct sd_series_stats *st = &f->st;
 
-    add(d, "%s: %s (window cv %.2f, %u silences >= %.0f ms covering %.1f s, RTT %.1f -> %.1f ms", who,
-        sd_stats_mechanism_name(f->mech), st->cv, st->silences, st->silence_min_s * 1000, st->silence_s,
-        st->rtt_base_ms, st->rtt_p50_ms);
+    char rtt[48] = "RTT not seen";
+    if (st->rtt_samples)
+        snprintf(rtt, sizeof(rtt), "RTT %.1f -> %.1f ms", st->rtt_base_ms, st->rtt_p50_ms);
+    add(d, "%s: %s (window cv %.2f, %u silences >= %.0f ms covering %.1f s, %s", who,
+        sd_stats_mechanism_name(f->mech), st->cv, st->silences, st->silence_min_s * 1000, st->silence_s, rtt);
     size_t used = strlen(d->evidence);
     if (st->loss_frac >= 0 && used + 2 < sizeof(d->evidence))
         snprintf(d->evidence + used, sizeof(d->evidence) - used, ", loss %.1f%%)", st->loss_frac * 100);
@@ -700,7 +704,10 @@ static bool name_ok(const char *s)
 
 int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *res)
 {
-    struct job jobs[2 * SD_DETECT_ROLES];
+    struct sd_fetch_opts o[2 * SD_DETECT_ROLES];
+    struct sd_fetch_result r[2 * SD_DETECT_ROLES];
+    struct sd_detect_flow *f[2 * SD_DETECT_ROLES];
+    int rc[2 * SD_DETECT_ROLES];
     uint8_t first[2][FIRST_MAX];
     int n = 0;
 
@@ -726,7 +733,7 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
     for (uint8_t dir = 0; dir < 2; dir++) {
         if (!both && !(dir == SD_FETCH_DOWN ? cfg->down : cfg->up))
             continue;
-        int k = setup_dir(cfg, res, dir, max_bins, jobs + n, first[dir]);
+        int k = setup_dir(cfg, res, dir, max_bins, o + n, f + n, first[dir]);
         if (k < 0) {
             sd_detect_result_free(res);
             return k;
@@ -739,10 +746,12 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
      * with GSO-sized packets): its connects would time out. Sharing the
      * path makes each direction's flows slower and noisier alike. */
     uint64_t t0 = sd_mono_ns();
-    int rc = run_jobs(jobs, n, res->seconds_ns + SETUP_ALLOWANCE_MS * (uint64_t)SD_NS_PER_MS);
+    sd_detect_fetch_many(o, r, rc, n, res->seconds_ns + SETUP_ALLOWANCE_MS * (uint64_t)SD_NS_PER_MS);
     res->duration_s = (double)(sd_mono_ns() - t0) / 1e9;
     for (int i = 0; i < n; i++) {
-        if (jobs[i].f->rc == SD_EINVAL) {
+        f[i]->r = r[i];
+        f[i]->rc = rc[i];
+        if (rc[i] == SD_EINVAL) {
             sd_detect_result_free(res);
             return SD_EINVAL; /* options fetch refused (an address it cannot parse, an SNI OpenSSL rejects) */
         }
@@ -755,7 +764,6 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
             prepare(&d->f[k], dir, res->bin_ns, max_bins);
         sd_detect_judge(d, res->bin_ns, res->warmup_ns, res->ipv6);
     }
-    (void)rc; /* a thread that could not be made shows as a failed flow */
     return 0;
 }
 

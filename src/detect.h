@@ -122,6 +122,7 @@ struct sd_detect_result {
 enum {
     SD_DETECT_NAME_MAX = 253,
     SD_DETECT_MAX_BINS = 4096, /* bins per series: longer runs get wider bins */
+    SD_DETECT_MAX_PARALLEL = 64,
 };
 
 /*
@@ -153,6 +154,16 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
  * conversion. Used by sd_detect_run, and by tests on synthetic flows.
  */
 void sd_detect_judge(struct sd_detect_dir *d, uint64_t bin_ns, uint64_t warmup_ns, bool ipv6);
+
+/*
+ * Runs the |n| measurements o[i] at once (a thread each, released together
+ * once all exist) and waits for all: r[i] and rc[i] get each sd_fetch_run's
+ * result and return value. With |span_ns|, every transfer ends |span_ns|
+ * after the release at the latest (o[i].deadline_ns is set). Returns 0,
+ * SD_EINVAL for n outside 0..SD_DETECT_MAX_PARALLEL, or SD_EIO when a thread
+ * could not be made (its rc[i] is SD_EIO; the others still ran).
+ */
+int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns);
 
 /* Releases what sd_detect_run allocated. Accepts a zeroed result. */
 void sd_detect_result_free(struct sd_detect_result *res);
