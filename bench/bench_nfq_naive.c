@@ -26,10 +26,10 @@
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <libnfnetlink/libnfnetlink.h>
 
+#include "clipolicy.h"
 #include "engine.h"
 #include "mono.h"
 #include "pkt.h"
-#include "policy.h"
 
 struct naive {
     struct sd_engine *e;
@@ -50,7 +50,7 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
     struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfa);
     unsigned char *data;
     int len = nfq_get_payload(nfa, &data);
-    struct sd_verdict v = {SD_V_PASS, NULL, 0};
+    struct sd_verdict v = {.kind = SD_V_PASS};
     struct sd_pkt pkt;
 
     (void)msg;
@@ -66,18 +66,6 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
     return nfq_set_verdict(qh, ntohl(ph->packet_id), verdict, 0, NULL);
 }
 
-static struct sd_policy *load(const char *preset)
-{
-    struct sd_policy_error pe;
-    struct sd_policy_builder *b = sd_policy_builder_new();
-    struct sd_policy *p = NULL;
-
-    if (b && sd_policy_builder_preset(b, preset, &pe) == 0)
-        p = sd_policy_builder_finish(b, &pe);
-    sd_policy_builder_free(b);
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     const char *preset = "tw21-initial";
@@ -91,7 +79,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--preset"))
             preset = argv[i + 1];
     }
-    struct sd_policy *pol = load(preset);
+    struct sd_clipolicy cp = {.preset = preset};
+    struct sd_policy *pol = sd_clipolicy_build(&cp, "bench_nfq_naive", NULL);
     struct sd_engine_config ec = {.key = {1, 2}};
     n.e = pol ? sd_engine_new(pol, &ec) : NULL;
     struct nfq_handle *h = nfq_open();

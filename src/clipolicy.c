@@ -1,13 +1,41 @@
 /*
  * clipolicy.c - building a policy from the command line's --preset,
  * --policy, --inside and --at.
+ *
+ * Exit statuses follow cli.h: a value that cannot be parsed (a time, a
+ * prefix) and options that exclude each other are usage errors (2), caught
+ * while the options are read; a preset that does not exist, a policy file
+ * that cannot be read or is invalid, a time at which no preset was in force
+ * are input errors (1), found when the policy is built.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "clipolicy.h"
+#include "names.h"
 #include "timeline.h"
+
+/* True when |cidrs| is a comma-separated list of valid prefixes; says which
+ * one is not otherwise. */
+static bool inside_valid(const char *cmd, const char *cidrs)
+{
+    struct sd_ipset *s = sd_ipset_new();
+    bool ok = s != NULL;
+    for (const char *p = cidrs; ok;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == 0 || sd_ipset_add_text(s, p, n, 0) != 0) {
+            fprintf(stderr, "slowdown %s: --inside: invalid address or prefix '%.*s'\n", cmd, (int)n, p);
+            ok = false;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    sd_ipset_free(s);
+    return ok;
+}
 
 const char sd_clipolicy_help[] =
     "  --preset NAME      built-in policy (see 'slowdown presets')\n"
@@ -18,8 +46,13 @@ const char sd_clipolicy_help[] =
 
 int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const char *arg)
 {
+    int64_t t;
     switch (opt) {
     case 0x100:
+        if (cp->at) {
+            fprintf(stderr, "slowdown %s: --preset and --at exclude each other\n", cmd);
+            return 2;
+        }
         cp->preset = arg;
         return 0;
     case 0x101:
@@ -30,9 +63,19 @@ int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const ch
         cp->files[cp->n_files++] = arg;
         return 0;
     case 0x102:
+        if (!inside_valid(cmd, arg))
+            return 2;
         cp->inside = arg;
         return 0;
     case 0x103:
+        if (cp->preset) {
+            fprintf(stderr, "slowdown %s: --preset and --at exclude each other\n", cmd);
+            return 2;
+        }
+        if (sd_time_parse(arg, &t)) {
+            fprintf(stderr, "slowdown %s: --at: invalid time '%s' (use e.g. 2021-03-10T09:00Z)\n", cmd, arg);
+            return 2;
+        }
         cp->at = arg;
         return 0;
     }

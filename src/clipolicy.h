@@ -27,8 +27,9 @@ struct sd_clipolicy {
     {"preset", required_argument, NULL, 0x100}, {"policy", required_argument, NULL, 0x101},                            \
         {"inside", required_argument, NULL, 0x102}, {"at", required_argument, NULL, 0x103}
 
-/* Handles one option value |opt| (0x100..0x103). Returns 0, or 2 (usage) with
- * a message on stderr. */
+/* Handles one option value |opt| (0x100..0x103): a time or a prefix list
+ * must parse, and --preset and --at exclude each other. Returns 0, or 2
+ * (usage) with a message on stderr. */
 int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const char *arg);
 
 /* Builds the policy: the preset (or the presets in force --at a time, or

@@ -22,7 +22,11 @@ int sd_check_main(int argc, char **argv)
                    "Exit status 0 when every file is valid; 1 with 'FILE:LINE:COL: message' otherwise.\n");
             return SD_EXIT_OK;
         }
-        if (!strcmp(argv[first], "--preset") && first + 1 < argc) {
+        if (!strcmp(argv[first], "--preset")) {
+            if (first + 1 >= argc) {
+                fprintf(stderr, "slowdown check: option '--preset' needs a value (try --help)\n");
+                return SD_EXIT_USAGE;
+            }
             preset = argv[++first];
             continue;
         }
@@ -30,7 +34,7 @@ int sd_check_main(int argc, char **argv)
         return SD_EXIT_USAGE;
     }
     if (first >= argc) {
-        fprintf(stderr, "Usage: slowdown check [--preset NAME] FILE...\n");
+        fprintf(stderr, "slowdown check: no policy file given (usage: slowdown check [--preset NAME] FILE...)\n");
         return SD_EXIT_USAGE;
     }
     int rc = SD_EXIT_OK;
@@ -56,6 +60,10 @@ int sd_check_main(int argc, char **argv)
         }
         sd_policy_free(p);
         sd_policy_builder_free(b);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "slowdown check: cannot write the output\n");
+        return SD_EXIT_ERR;
     }
     return rc;
 }

@@ -7,15 +7,18 @@
  * flows (a table, or the JSON lines of the interface contract). Several files
  * are one capture, read one after the other.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "clipolicy.h"
 #include "engine.h"
+#include "eventlog.h"
 #include "pkt.h"
 #include "policy.h"
 #include "report.h"
@@ -28,6 +31,7 @@ struct run {
     uint8_t link[128]; /* link header of the latest packet, for rewritten packets */
     size_t link_len;
     unsigned long long frames, undecoded;
+    bool out_is_file; /* -o is a regular file: removed when the run fails */
 };
 
 static void usage(FILE *f, const char *cmd)
@@ -40,6 +44,7 @@ static void usage(FILE *f, const char *cmd)
             "  -o, --write FILE   write the packets the censor let through (pcap)\n"
             "  -f, --filter BPF   only packets matching this capture filter\n"
             "  --why              explain each flow: what was inspected, parsed and decided\n"
+            "  --events FILE      every decision as an eve.json-shaped JSON line ('-': stdout)\n"
             "  --max-flows N      flow table capacity (default 1048576)\n"
             "  -h, --help         this help\n\n"
             "Without --preset or --policy the 'observe' preset is used (parse everything, act on nothing).\n",
@@ -62,6 +67,16 @@ static bool dlt_supported(int dlt)
         return true;
     }
     return false;
+}
+
+/* libpcap's messages about a file often start with the file's name; the
+ * command names it already. */
+static const char *pcap_msg(const char *msg, const char *path)
+{
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg;
 }
 
 static void write_frame(struct run *r, uint64_t ts_ns, const uint8_t *data, size_t len)
@@ -97,12 +112,19 @@ static void on_flow_end(void *arg, const struct sd_flow_report *fr)
     sd_report_add(((void **)arg)[0], fr);
 }
 
+static void on_event(void *arg, const struct sd_event *ev)
+{
+    FILE *f = ((void **)arg)[2];
+    if (f)
+        sd_eventlog_write(f, ev);
+}
+
 static int run_file(struct run *r, struct sd_engine *e, const char *path, const char *filter, const char *out_path)
 {
     char err[PCAP_ERRBUF_SIZE];
     pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!pc) {
-        fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, path, err);
+        fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, path, pcap_msg(err, path));
         return 1;
     }
     int dlt = pcap_datalink(pc);
@@ -126,11 +148,14 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
         r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
         r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
         if (!r->dump) {
-            fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path, r->dead ? pcap_geterr(r->dead) : "cannot open");
+            fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path,
+                    r->dead ? pcap_msg(pcap_geterr(r->dead), out_path) : "cannot open");
             pcap_close(pc);
             return 1;
         }
         r->out_dlt = dlt;
+        struct stat st;
+        r->out_is_file = fstat(fileno(pcap_dump_file(r->dump)), &st) == 0 && S_ISREG(st.st_mode);
     } else if (r->dump && dlt != r->out_dlt) {
         fprintf(stderr, "slowdown %s: %s: link type %d differs from the first file's (%d); -o needs one link type\n",
                 r->cmd, path, dlt, r->out_dlt);
@@ -144,7 +169,7 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
     while ((nx = pcap_next_ex(pc, &h, &data)) == 1) {
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec; /* nano precision */
         struct sd_pkt pkt;
-        struct sd_verdict v = {SD_V_PASS, NULL, 0};
+        struct sd_verdict v = {.kind = SD_V_PASS};
         r->frames++;
         if (sd_pkt_decode(&pkt, dlt, data, h->caplen) == 0) {
             if (r->dump && pkt.l3_off <= sizeof(r->link)) {
@@ -172,7 +197,17 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
 
 int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default);
 
-int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
+/* What the command line asked for. */
+struct args {
+    struct sd_clipolicy cp;
+    bool json, why;
+    const char *out, *filter, *events;
+    unsigned long max_flows;
+};
+
+/* Parses the options. Returns -1 to go on, or the exit status (help, or a
+ * usage error reported in one line). */
+static int parse_args(struct args *a, int argc, char **argv, const char *cmd)
 {
     static const struct option opts[] = {
         SD_CLIPOLICY_OPTIONS,
@@ -180,34 +215,35 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
         {"write", required_argument, NULL, 'o'},
         {"filter", required_argument, NULL, 'f'},
         {"why", no_argument, NULL, 'w'},
+        {"events", required_argument, NULL, 'e'},
         {"max-flows", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct sd_clipolicy cp = {0};
-    bool json = false, why = why_default;
-    const char *out = NULL, *filter = NULL;
-    unsigned long max_flows = 0;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "ho:f:", opts, NULL)) != -1) {
+    opterr = 0; /* errors are reported here, in one line */
+    while ((c = getopt_long(argc, argv, ":ho:f:", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
-            json = true;
+            a->json = true;
             break;
         case 'o':
-            out = optarg;
+            a->out = optarg;
             break;
         case 'f':
-            filter = optarg;
+            a->filter = optarg;
             break;
         case 'w':
-            why = true;
+            a->why = true;
+            break;
+        case 'e':
+            a->events = optarg;
             break;
         case 'm': {
             char *end;
-            max_flows = strtoul(optarg, &end, 10);
-            if (*end || max_flows == 0 || max_flows > (1ul << 30)) {
+            a->max_flows = strtoul(optarg, &end, 10);
+            if (*end || a->max_flows == 0 || a->max_flows > (1ul << 30) || optarg[0] == '-') {
                 fprintf(stderr, "slowdown %s: --max-flows: expected 1 to 1073741824, got '%s'\n", cmd, optarg);
                 return SD_EXIT_USAGE;
             }
@@ -216,34 +252,86 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
         case 'h':
             usage(stdout, cmd);
             return SD_EXIT_OK;
-        default:
-            if (c >= 0x100 && c <= 0x103) {
-                if (sd_clipolicy_opt(&cp, cmd, c, optarg))
-                    return SD_EXIT_USAGE;
-                break;
-            }
-            usage(stderr, cmd);
+        case ':':
+            fprintf(stderr, "slowdown %s: option '%s' needs a value (try 'slowdown %s --help')\n", cmd,
+                    argv[optind - 1], cmd);
             return SD_EXIT_USAGE;
+        case '?':
+            fprintf(stderr, "slowdown %s: unknown option '%s' (try 'slowdown %s --help')\n", cmd, argv[optind - 1],
+                    cmd);
+            return SD_EXIT_USAGE;
+        default:
+            if (sd_clipolicy_opt(&a->cp, cmd, c, optarg))
+                return SD_EXIT_USAGE;
+            break;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "slowdown %s: no capture file given\n", cmd);
-        usage(stderr, cmd);
+        fprintf(stderr, "slowdown %s: no capture file given (try 'slowdown %s --help')\n", cmd, cmd);
         return SD_EXIT_USAGE;
     }
-    struct sd_policy *pol = sd_clipolicy_build(&cp, cmd, "observe");
+    /* Writing over an input would destroy it before it is read. */
+    struct stat so, si;
+    if (a->out && stat(a->out, &so) == 0) {
+        for (int i = optind; i < argc; i++) {
+            if (stat(argv[i], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+                fprintf(stderr, "slowdown %s: -o %s: that is an input file\n", cmd, a->out);
+                return SD_EXIT_USAGE;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Closes the -o file. A run that failed (|rc| != 0) leaves no partial
+ * output behind -- when the output is a regular file: never a device or a
+ * FIFO (-o /dev/stdout). A write error is a failure too. Returns the new rc. */
+static int close_output(struct run *r, const char *cmd, const char *path, int rc)
+{
+    if (r->dump) {
+        if (rc == 0 && (pcap_dump_flush(r->dump) != 0 || ferror(pcap_dump_file(r->dump)))) {
+            fprintf(stderr, "slowdown %s: %s: write error\n", cmd, path);
+            rc = 1;
+        }
+        pcap_dump_close(r->dump);
+        if (rc != 0 && r->out_is_file)
+            remove(path);
+    }
+    if (r->dead)
+        pcap_close(r->dead);
+    return rc;
+}
+
+int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
+{
+    struct args a = {.why = why_default};
+    int st = parse_args(&a, argc, argv, cmd);
+    if (st >= 0)
+        return st;
+    struct sd_policy *pol = sd_clipolicy_build(&a.cp, cmd, "observe");
     if (!pol)
         return SD_EXIT_ERR;
     struct sd_report *rep = sd_report_new();
     struct run r = {.cmd = cmd};
-    void *args[2] = {rep, &r};
+    FILE *events = NULL;
+    if (a.events) {
+        events = strcmp(a.events, "-") ? fopen(a.events, "w") : stdout;
+        if (!events) {
+            fprintf(stderr, "slowdown %s: --events %s: %s\n", cmd, a.events, strerror(errno));
+            sd_report_free(rep);
+            sd_policy_free(pol);
+            return SD_EXIT_ERR;
+        }
+    }
+    void *cb[3] = {rep, &r, events};
     struct sd_engine_config cfg = {
-        .max_flows = (uint32_t)max_flows,
+        .max_flows = (uint32_t)a.max_flows,
         .track = true,
-        .explain = why,
+        .explain = a.why,
         .on_flow_end = on_flow_end,
         .on_release = on_release,
-        .arg = args,
+        .on_event = events ? on_event : NULL,
+        .arg = cb,
     };
     struct sd_engine *e = rep ? sd_engine_new(pol, &cfg) : NULL;
     if (!e) {
@@ -254,21 +342,24 @@ int sd_pcap_cmd(int argc, char **argv, const char *cmd, bool why_default)
     }
     int rc = 0;
     for (int i = optind; i < argc && rc == 0; i++)
-        rc = run_file(&r, e, argv[i], filter, out);
+        rc = run_file(&r, e, argv[i], a.filter, a.out);
     sd_engine_free(e); /* reports the flows still open */
-    if (rc != 2) {
-        if (json)
+    /* After an error the flows read so far are still printed (a capture cut
+     * short is common), but not an empty table for a file never read. */
+    if (rc == 0 || (rc == 1 && r.frames > 0)) {
+        if (a.json)
             sd_report_print_json(rep, stdout);
         else
-            sd_report_print_table(rep, stdout, why);
+            sd_report_print_table(rep, stdout, a.why);
     }
-    if (r.dump)
-        pcap_dump_close(r.dump);
-    if (r.dead)
-        pcap_close(r.dead);
+    rc = close_output(&r, cmd, a.out, rc);
+    if (events && events != stdout && fclose(events) != 0) {
+        fprintf(stderr, "slowdown %s: --events %s: write error\n", cmd, a.events);
+        rc = 1;
+    }
     sd_report_free(rep);
     sd_policy_free(pol);
-    if (fflush(stdout) != 0) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "slowdown %s: cannot write the output\n", cmd);
         return SD_EXIT_ERR;
     }

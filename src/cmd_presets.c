@@ -11,6 +11,16 @@
 #include "preset.h"
 #include "timeline.h"
 
+/* The exit status once everything is printed: 1 when stdout failed. */
+static int flush_stdout(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "slowdown presets: cannot write the output\n");
+        return SD_EXIT_ERR;
+    }
+    return SD_EXIT_OK;
+}
+
 int sd_presets_main(int argc, char **argv)
 {
     bool json = false, show = false;
@@ -18,7 +28,11 @@ int sd_presets_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) {
             json = true;
-        } else if (!strcmp(argv[i], "--show") && i + 1 < argc) {
+        } else if (!strcmp(argv[i], "--show")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "slowdown presets: option '--show' needs a value (try --help)\n");
+                return SD_EXIT_USAGE;
+            }
             show = true;
             which = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -36,7 +50,7 @@ int sd_presets_main(int argc, char **argv)
         for (const struct sd_preset_file *f = sd_preset_files; f->name; f++) {
             if (!strcmp(f->name, which)) {
                 fwrite(f->text, 1, f->len, stdout);
-                return SD_EXIT_OK;
+                return flush_stdout();
             }
         }
         fprintf(stderr, "slowdown presets: %s: unknown preset (run 'slowdown presets' for the list)\n", which);
@@ -54,7 +68,7 @@ int sd_presets_main(int argc, char **argv)
                 in_tl |= !strcmp(sd_timeline[j].preset, f->name);
             bool take = k == 0 ? !strcmp(f->name, "observe")
                         : k <= sd_timeline_len ? !strcmp(f->name, sd_timeline[k - 1].preset)
-                                               : !in_tl && strcmp(f->name, "observe");
+                                               : !in_tl && strcmp(f->name, "observe") != 0;
             if (take)
                 order[n++] = f;
         }
@@ -81,5 +95,5 @@ int sd_presets_main(int argc, char **argv)
         sd_policy_free(p);
         sd_policy_builder_free(b);
     }
-    return SD_EXIT_OK;
+    return flush_stdout();
 }

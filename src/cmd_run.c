@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clipolicy.h"
 #include "cmdopt.h"
 #include "fwrules.h"
 #include "inline.h"
@@ -32,7 +33,8 @@
 enum { DEFAULT_QUEUE_PACKETS = 64, DEFAULT_CT_MARK = 0x40000000 };
 
 struct opts {
-    const char *preset, *policy, *inside, *ready_file;
+    struct sd_clipolicy cp;
+    const char *ready_file;
     bool print_rules, no_rules;
     uint64_t stats_s;
     char ifbuf[256];
@@ -48,29 +50,27 @@ static void usage(FILE *f)
             "Runs the censor inline on this host's forwarded traffic (Linux NFQUEUE) until\n"
             "SIGINT or SIGTERM. SIGHUP reloads the policy; SIGUSR1 prints statistics.\n"
             "\n"
-            "Options:\n"
-            "  --preset NAME        built-in policy (default observe; see slowdown presets)\n"
-            "  --policy FILE        policy file (with --preset: rules added to the preset)\n"
-            "  --inside CIDRS       subscriber networks, comma-separated (default: RFC 1918,\n"
-            "                       RFC 6598, fc00::/7)\n"
-            "  --queue N            first NFQUEUE number (default 0)\n"
-            "  --workers W          queues and threads N..N+W-1 (default 1)\n"
-            "  --queue-packets N    queue the first N packets of each connection (default 64;\n"
-            "                       0 queues every packet); flows under an action stay queued\n"
-            "  --ct-mark BIT        conntrack mark bit for flows under an action (0x40000000)\n"
-            "  --hook H             forward (filter FORWARD, default) or prerouting (mangle\n"
-            "                       PREROUTING: also sees packets whose TTL ends here)\n"
-            "  --iface IF[,IF...]   only packets arriving on these interfaces\n"
-            "  --print-rules        print the iptables commands and exit\n"
-            "  --no-rules           install no rules (you route packets to the queues)\n"
-            "  --no-engine          accept every packet unseen (tests, benchmarks)\n"
-            "  --maxlen N           kernel queue length per queue (default 4096)\n"
-            "  --fail-closed        drop packets when a queue is full (default: forward them\n"
-            "                       uninspected)\n"
-            "  --batch N            packets per receive (default 256)\n"
-            "  --stats S            print statistics every S seconds\n"
-            "  --ready-file PATH    create PATH once the rules are in (for scripts)\n"
-            "  -h, --help           this help\n");
+            "Options (without --preset, --policy or --at: preset observe):\n"
+            "%s"
+            "  --queue N          first NFQUEUE number (default 0)\n"
+            "  --workers W        queues and threads N..N+W-1 (default 1)\n"
+            "  --queue-packets N  queue the first N packets of each connection (default 64;\n"
+            "                     0: every packet); flows under an action stay queued\n"
+            "  --ct-mark BIT      conntrack mark bit for flows under an action (0x40000000)\n"
+            "  --hook H           forward (filter FORWARD, default) or prerouting (mangle\n"
+            "                     PREROUTING: also sees packets whose TTL ends here)\n"
+            "  --iface IF,...     only packets arriving on these interfaces\n"
+            "  --print-rules      print the iptables commands and exit\n"
+            "  --no-rules         install no rules (you route packets to the queues)\n"
+            "  --no-engine        accept every packet unseen (tests, benchmarks)\n"
+            "  --maxlen N         kernel queue length per queue (default 4096)\n"
+            "  --fail-closed      drop packets when a queue is full (default: forward them\n"
+            "                     uninspected)\n"
+            "  --batch N          packets per receive (default 256)\n"
+            "  --stats S          print statistics every S seconds\n"
+            "  --ready-file PATH  create PATH once the rules are in (for scripts)\n"
+            "  -h, --help         this help\n",
+            sd_clipolicy_help);
 }
 
 static int split_ifaces(struct opts *o, const char *list)
@@ -99,10 +99,11 @@ static int parse_num(const char *arg, uint64_t max, uint64_t *v, const char *nam
 /* 0 to go on, else exit status + 1000. */
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_PRESET = 256, O_POLICY, O_INSIDE, O_QUEUE, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT,
-           O_NORULES, O_NOENGINE, O_MAXLEN, O_BATCH, O_STATS, O_READY, O_FAILCLOSED };
+    /* 0x100-0x103 are the shared policy options (clipolicy.h). */
+    enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED };
     static const struct option lo[] = {
-        {"preset", 1, NULL, O_PRESET},   {"policy", 1, NULL, O_POLICY},      {"inside", 1, NULL, O_INSIDE},
+        SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
         {"ct-mark", 1, NULL, O_MARK},    {"hook", 1, NULL, O_HOOK},          {"iface", 1, NULL, O_IFACE},
         {"print-rules", 0, NULL, O_PRINT}, {"no-rules", 0, NULL, O_NORULES}, {"no-engine", 0, NULL, O_NOENGINE},
@@ -120,9 +121,9 @@ static int parse(int argc, char **argv, struct opts *o)
     opterr = 0;
     while (!bad && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
-        case O_PRESET: o->preset = optarg; break;
-        case O_POLICY: o->policy = optarg; break;
-        case O_INSIDE: o->inside = optarg; break;
+        case 0x100: case 0x101: case 0x102: case 0x103:
+            bad = sd_clipolicy_opt(&o->cp, "run", c, optarg) != 0;
+            break;
         case O_QUEUE: bad = parse_num(optarg, 65535 - SD_INLINE_MAX_WORKERS, &v, "--queue"); o->fw.queue = (uint16_t)v; break;
         case O_WORKERS:
             bad = parse_num(optarg, SD_INLINE_MAX_WORKERS, &v, "--workers") || (v == 0 && bad_value(optarg, "--workers"));
@@ -166,8 +167,6 @@ static int parse(int argc, char **argv, struct opts *o)
         fprintf(stderr, "slowdown run: unexpected argument '%s'\n", argv[optind]);
         return 1000 + SD_EXIT_USAGE;
     }
-    if (!o->preset && !o->policy)
-        o->preset = "observe";
     o->in.queue = o->fw.queue;
     o->in.workers = o->fw.workers;
     o->in.ct_mark = o->fw.queue_packets ? o->fw.ct_mark : 0; /* everything is queued anyway */
@@ -177,31 +176,7 @@ static int parse(int argc, char **argv, struct opts *o)
 /* Builds the policy from the options; NULL with the error printed. */
 static struct sd_policy *load_policy(const struct opts *o)
 {
-    struct sd_policy_error pe;
-    struct sd_policy *pol = NULL;
-    char msg[600];
-    int rc = 0;
-
-    memset(&pe, 0, sizeof(pe));
-    struct sd_policy_builder *b = sd_policy_builder_new();
-    if (!b) {
-        fprintf(stderr, "slowdown run: out of memory\n");
-        return NULL;
-    }
-    if (o->preset && (rc = sd_policy_builder_preset(b, o->preset, &pe)) == SD_ENOENT)
-        fprintf(stderr, "slowdown run: no preset '%s' (see slowdown presets)\n", o->preset);
-    if (!rc && o->policy)
-        rc = sd_policy_builder_file(b, o->policy, &pe);
-    if (!rc && o->inside)
-        rc = sd_policy_builder_inside(b, o->inside, &pe);
-    if (!rc)
-        pol = sd_policy_builder_finish(b, &pe);
-    if (!pol && rc != SD_ENOENT) {
-        sd_policy_error_format(&pe, msg, sizeof(msg));
-        fprintf(stderr, "%s\n", msg);
-    }
-    sd_policy_builder_free(b);
-    return pol;
+    return sd_clipolicy_build(&o->cp, "run", "observe");
 }
 
 static void print_stats(const struct sd_inline_stats *s)

@@ -35,7 +35,8 @@ static int write_capture(const char *path)
         struct sd_gen_tcp c;
         uint8_t buf[2048];
         struct sd_gen_hello h = {.sni = demo_names[i], .alpn = {"h2", "http/1.1", NULL}};
-        sd_gen_tcp_init(&c, w, "10.0.0.2", (uint16_t)(45000 + i), "203.0.113.5", 443, T0 + (uint64_t)i * 1000000);
+        /* One after another: a capture is in time order. */
+        sd_gen_tcp_init(&c, w, "10.0.0.2", (uint16_t)(45000 + i), "203.0.113.5", 443, T0 + (uint64_t)i * (SECONDS + 5) * 1000000000ULL);
         sd_gen_tcp_handshake(&c, false);
         sd_gen_tcp_send(&c, SD_GEN_C2S, buf, sd_gen_client_hello_record(buf, sizeof(buf), &h), 1000000);
         sd_gen_tcp_bulk(&c, SD_GEN_S2C, (size_t)DOWN_BPS / 8 * SECONDS, DOWN_BPS);

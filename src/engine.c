@@ -129,6 +129,17 @@ static void fill_report(struct sd_engine *e, uint32_t slot, struct sd_flow_repor
     r->why = x->why;
 }
 
+static void emit_event(struct sd_engine *e, uint32_t slot, struct sd_event *ev, int end)
+{
+    if (!e->cfg.on_event || !e->ext)
+        return;
+    struct sd_flow_report r;
+    fill_report(e, slot, &r, end);
+    ev->ts_ns = e->now_ns;
+    ev->flow = &r;
+    e->cfg.on_event(e->cfg.arg, ev);
+}
+
 /* Ends a flow's state: report it, free what it holds. The slot itself is
  * freed by the caller (or by the table when evicting). */
 static void flow_end(struct sd_engine *e, uint32_t slot, int why)
@@ -141,6 +152,8 @@ static void flow_end(struct sd_engine *e, uint32_t slot, int why)
         e->st.flows_expired++;
     if (e->ext) {
         struct sd_flow_ext *x = &e->ext[slot];
+        struct sd_event ev = {.type = SD_EV_RELEASE};
+        emit_event(e, slot, &ev, why);
         if (e->cfg.on_flow_end) {
             struct sd_flow_report r;
             fill_report(e, slot, &r, why);
@@ -398,6 +411,8 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
         if (r->action.kind != SD_A_PASS)
             e->st.triggers++;
         sd__trace(e, slot, "rule '%s' fired: %s", r->name, sd_action_kind_name(r->action.kind));
+        struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = sd_action_kind_name(r->action.kind)};
+        emit_event(e, slot, &evr, SD_END_SHUTDOWN);
         return true;
     }
     return false;
@@ -454,6 +469,8 @@ static void flow_open(struct sd_engine *e, uint32_t slot, struct sd_flow *f, con
     }
     static const char *const op[] = {"unknown", "inside", "outside"};
     sd__trace(e, slot, "flow opened by %s%s", op[opener], eligible ? "" : "; not eligible for inspection (B1)");
+    struct sd_event ev = {.type = SD_EV_FLOW_OPEN};
+    emit_event(e, slot, &ev, SD_END_SHUTDOWN);
     evaluate(e, slot, f, NULL, false);
 }
 
@@ -549,6 +566,10 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
         if (x)
             x->dropped[dir]++;
     }
+    if (f->action != SD_A_PASS)
+        v->flags |= SD_VF_ACTION;
+    else if (!(f->flags & SD_FF_INSPECTING))
+        v->flags |= SD_VF_SETTLED;
     if (end_after) {
         flow_end(e, slot, SD_END_FINRST);
         sd_flow_remove(e->ft, slot);
@@ -565,6 +586,7 @@ static void emit_released(void *arg, const uint8_t *l3, size_t len)
 void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t now_ns, struct sd_verdict *v)
 {
     v->kind = SD_V_PASS;
+    v->flags = 0;
     v->data = NULL;
     v->len = 0;
     e->st.packets++;
@@ -703,4 +725,6 @@ void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v
     memcpy(x->name[which], v.p, v.n);
     x->name[which][v.n] = 0;
     x->name_len[which] = (uint16_t)v.n;
+    struct sd_event ev = {.type = SD_EV_NAME, .name_kind = (uint8_t)which, .name = v};
+    emit_event(e, slot, &ev, SD_END_SHUTDOWN);
 }

@@ -31,8 +31,16 @@ enum sd_verdict_kind {
     SD_V_HOLD = 3,    /* the engine kept a copy (an IP fragment); it comes back through on_release */
 };
 
+/* What the verdict says about the packet's flow (for inline mode, which can
+ * stop sending a flow to user space once nothing more will happen to it). */
+enum sd_verdict_flag {
+    SD_VF_ACTION = 1 << 0,  /* the flow is under an action (throttle, block, freeze) */
+    SD_VF_SETTLED = 1 << 1, /* inspection is over and no action: the flow's later packets all pass */
+};
+
 struct sd_verdict {
     uint8_t kind;         /* enum sd_verdict_kind */
+    uint8_t flags;        /* enum sd_verdict_flag */
     const uint8_t *data;  /* SD_V_REPLACE: L3 packet, valid until the next engine call */
     size_t len;
 };
@@ -72,6 +80,25 @@ struct sd_flow_report {
     const char *why;          /* explain mode: the inspection trace, NUL-terminated, or NULL */
 };
 
+/* Decision events, for the event log (eve.json-shaped lines; eventlog.h). */
+enum sd_event_type {
+    SD_EV_FLOW_OPEN = 0, /* a flow's first packet */
+    SD_EV_NAME = 1,      /* a name was parsed: name_kind says which */
+    SD_EV_RULE = 2,      /* a rule fired (also pass rules) */
+    SD_EV_RELEASE = 3,   /* the flow's state was released: report holds its summary */
+};
+
+struct sd_event {
+    uint8_t type;             /* enum sd_event_type */
+    uint8_t name_kind;        /* SD_EV_NAME: 0 sni, 1 http host, 2 dns qname */
+    bool quic;                /* SD_EV_NAME: the ClientHello came from QUIC */
+    uint64_t ts_ns;
+    const struct sd_flow_report *flow; /* the flow (counters as of now; names so far) */
+    struct sd_iov name;       /* SD_EV_NAME */
+    const char *rule;         /* SD_EV_RULE */
+    const char *action;       /* SD_EV_RULE: the action kind ("throttle", "rst", ...) */
+};
+
 struct sd_engine_config {
     uint32_t max_flows;       /* flow table capacity (default 1<<20 when 0) */
     uint32_t reasm_slots;     /* concurrent reassembly buffers (default 4096 when 0) */
@@ -82,6 +109,8 @@ struct sd_engine_config {
     void (*on_flow_end)(void *arg, const struct sd_flow_report *r);
     /* A held packet (fragment) is released: |l3| is the packet to forward. */
     void (*on_release)(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns);
+    /* With track: every decision as an event (the event log). */
+    void (*on_event)(void *arg, const struct sd_event *ev);
     void *arg;
 };
 

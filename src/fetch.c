@@ -64,27 +64,6 @@ static int errno_end(int err)
     return SD_FETCH_ERROR;
 }
 
-static int parse_addr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(port);
-        *len = sizeof(*s4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(port);
-        *len = sizeof(*s6);
-        return 0;
-    }
-    return SD_EINVAL;
-}
-
 /* Socket and optional bind. Returns the fd or a negative SD_E* with r->detail set. */
 static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_storage *dst, struct sd_fetch_result *r)
 {
@@ -100,7 +79,7 @@ static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_stor
         struct sockaddr_storage src;
         socklen_t slen;
         const char *any = dst->ss_family == AF_INET ? "0.0.0.0" : "::";
-        if (parse_addr(o->bind_addr ? o->bind_addr : any, o->src_port, &src, &slen) < 0 ||
+        if (sd_tconn_sockaddr(o->bind_addr ? o->bind_addr : any, o->src_port, &src, &slen) < 0 ||
             src.ss_family != dst->ss_family) {
             snprintf(r->detail, sizeof(r->detail), "bad source address '%s'", o->bind_addr);
             close(fd);
@@ -452,7 +431,7 @@ int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
     r->start_ns = sd_mono_ns();
     if (!o->addr || (!o->bytes && !o->duration_ns && !o->deadline_ns) || o->dir > SD_FETCH_UP)
         return SD_EINVAL;
-    if (parse_addr(o->addr, o->port, &dst, &dlen) < 0) {
+    if (sd_tconn_sockaddr(o->addr, o->port, &dst, &dlen) < 0) {
         snprintf(r->detail, sizeof(r->detail), "bad address '%s'", o->addr);
         return SD_EINVAL;
     }

@@ -108,6 +108,7 @@ struct sd_fetch_result {
  * wakes at least once per bin; an upload samples at every wakeup, the last
  * sample of a bin winning).
  * Thread-safe: concurrent calls share nothing.
+ * OpenSSL writes with write(2): the process must ignore SIGPIPE.
  */
 int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r);
 

@@ -4,16 +4,17 @@
  *
  * Layout: an array of 64-byte struct sd_flow (the slots) and an array of
  * uint32_t bucket heads (a power of two, at least the capacity). A bucket is a
- * singly linked chain through sd_flow.next; unused slots form a free list
- * through the same field and are marked by proto == 0 (only TCP and UDP flows
- * are ever stored). With one head per slot the mean chain is under one entry.
+ * singly linked chain through sd_flow.next; removed slots form a free list
+ * through the same field, slots never used yet are taken in order after it,
+ * and unused slots are marked by proto == 0 (only TCP and UDP flows are ever
+ * stored). With one head per slot the mean chain is under one entry.
  *
  * Hashing is SipHash-1-3 under a key chosen at start-up (random in production,
  * fixed in tests), so an attacker who picks 5-tuples cannot aim them at one
  * chain (Redis dict.c, WireGuard's ratelimiter).
  *
  * Memory is capacity * 64 + heads * 4 bytes, fixed at creation: 10 million
- * flows take 640 MB + 64 MB.
+ * flows take 640 MB + 64 MB of address space, touched as flows fill it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,8 @@ struct sd_flow_table {
     uint32_t capacity;
     uint32_t mask;       /* heads - 1 */
     uint32_t count;
-    uint32_t free_head;
+    uint32_t free_head;  /* slots freed by remove; then slots from `fresh` on */
+    uint32_t fresh;      /* slots [fresh, capacity) were never used */
     uint64_t rng;        /* eviction sampling (xorshift64) */
     uint8_t key[SD_SIPHASH_KEY_LEN];
 };
@@ -98,9 +100,11 @@ struct sd_flow_table *sd_flow_table_new(uint32_t capacity, const uint64_t key[2]
     memset(t->heads, 0xff, (size_t)heads * sizeof(*t->heads));
     t->capacity = capacity;
     t->mask = heads - 1;
-    for (uint32_t i = 0; i < capacity; i++)
-        t->slots[i].next = i + 1 < capacity ? i + 1 : SD_FLOW_NONE;
-    t->free_head = 0;
+    /* Slots are handed out in order from `fresh` before the free list is
+     * built, so a big table costs nothing until flows fill it (calloc's
+     * pages stay untouched). */
+    t->free_head = SD_FLOW_NONE;
+    t->fresh = 0;
     uint64_t k0 = key ? key[0] : 0, k1 = key ? key[1] : 0;
     memcpy(t->key, &k0, 8);
     memcpy(t->key + 8, &k1, 8);
@@ -190,15 +194,20 @@ static uint32_t pick_victim(struct sd_flow_table *t, uint32_t now_ms)
 uint32_t sd_flow_insert(struct sd_flow_table *t, const struct sd_flow_key *k, uint64_t h, uint32_t now_ms,
                         void (*before_evict)(void *arg, uint32_t slot), void *arg)
 {
-    if (t->free_head == SD_FLOW_NONE) {
+    if (t->free_head == SD_FLOW_NONE && t->fresh == t->capacity) {
         uint32_t victim = pick_victim(t, now_ms);
         if (before_evict)
             before_evict(arg, victim);
         sd_flow_remove(t, victim);
     }
-    uint32_t slot = t->free_head;
+    uint32_t slot;
+    if (t->free_head != SD_FLOW_NONE) {
+        slot = t->free_head;
+        t->free_head = t->slots[slot].next;
+    } else {
+        slot = t->fresh++;
+    }
     struct sd_flow *f = &t->slots[slot];
-    t->free_head = f->next;
     memset(f, 0, sizeof(*f));
     memcpy(f->a, k->a, 16);
     memcpy(f->b, k->b, 16);

@@ -423,6 +423,18 @@ static int wait_ready(struct setup *s, pid_t pid, const char *name)
     return fail(s, SD_EIO, "the %s did not become ready within %d s", name, READY_WAIT_MS / 1000);
 }
 
+/* Starts a daemon, records its pid in |slot| (and the state file), waits until it is ready. */
+static int launch(struct setup *s, int role, char *const argv[], const char *name, pid_t *slot)
+{
+    pid_t pid = start_daemon(s, role, argv, name);
+
+    if (pid < 0)
+        return pid;
+    *slot = pid;
+    write_state(s);
+    return wait_ready(s, pid, name);
+}
+
 /* argv = exe, then the NULL-terminated |fixed|, then the caller's |extra|. */
 static void build_argv(char **argv, const char *exe, char *const *fixed, char *const *extra)
 {
@@ -443,12 +455,7 @@ static int start_server(struct setup *s, const char *exe)
     /* 16 GiB per request: a 10 Gbit/s control must not hit the cap within a few seconds. */
     char *fixed[] = {"serve", "--port", "443", "--plain-port", "80", "--bytes", "16g", "--ready-file", ready, NULL};
     build_argv(argv, exe, fixed, s->cfg->serve_args);
-    pid_t pid = start_daemon(s, SD_LAB_SERVER, argv, "server");
-    if (pid < 0)
-        return pid;
-    s->info.server_pid = pid;
-    write_state(s);
-    return wait_ready(s, pid, "server");
+    return launch(s, SD_LAB_SERVER, argv, "server", &s->info.server_pid);
 }
 
 /* The delay line holds every packet leaving the censor for rtt/2 (mangle
@@ -463,12 +470,7 @@ static int start_delay(struct setup *s, const char *exe)
     snprintf(q, sizeof(q), "%d", SD_LAB_DELAY_QUEUE);
     char *fixed[] = {"lab", "delay-line", "--queue", q, "--delay-us", us, "--ready-file", ready, NULL};
     build_argv(argv, exe, fixed, NULL);
-    pid_t pid = start_daemon(s, SD_LAB_CENSOR, argv, "delay");
-    if (pid < 0)
-        return pid;
-    s->info.delay_pid = pid;
-    write_state(s);
-    rc = wait_ready(s, pid, "delay");
+    rc = launch(s, SD_LAB_CENSOR, argv, "delay", &s->info.delay_pid);
     sd_lab_ns_name(s->info.id, SD_LAB_CENSOR, x, sizeof(x));
     static const char *const tools[] = {"iptables-legacy", "ip6tables-legacy"};
     static const char *const devs[] = {"in0", "out0"};
@@ -504,12 +506,7 @@ static int start_censor(struct setup *s, const char *exe)
     }
     fixed[n] = NULL;
     build_argv(argv, exe, fixed, s->cfg->run_args);
-    pid_t pid = start_daemon(s, SD_LAB_CENSOR, argv, "censor");
-    if (pid < 0)
-        return pid;
-    s->info.censor_pid = pid;
-    write_state(s);
-    return wait_ready(s, pid, "censor");
+    return launch(s, SD_LAB_CENSOR, argv, "censor", &s->info.censor_pid);
 }
 
 /* ---- up ---- */

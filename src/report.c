@@ -48,7 +48,8 @@ void sd_report_add(void *arg, const struct sd_flow_report *fr)
         return;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 1024;
-        struct entry **nv = realloc(r->v, cap * sizeof(*nv));
+        /* An array of pointers: the element size is a pointer's. */
+        struct entry **nv = realloc(r->v, cap * sizeof(*nv)); /* NOLINT(bugprone-sizeof-expression) */
         if (!nv) {
             free(e);
             return;
@@ -170,9 +171,17 @@ static void sum(struct sd_report *r, struct totals *t)
     }
 }
 
+/* Sorts the flows by first packet. qsort is not called on an empty report:
+ * its array is then NULL, which qsort's contract forbids even for 0 items. */
+static void sort(struct sd_report *r)
+{
+    if (r->n > 1)
+        qsort(r->v, r->n, sizeof(*r->v), by_seq); /* NOLINT(bugprone-sizeof-expression): pointers */
+}
+
 void sd_report_print_json(struct sd_report *r, FILE *out)
 {
-    qsort(r->v, r->n, sizeof(*r->v), by_seq);
+    sort(r);
     for (size_t i = 0; i < r->n; i++) {
         sd_report_json_flow(out, &r->v[i]->r);
         fputc('\n', out);
@@ -205,7 +214,7 @@ static void name_cell(char *buf, size_t cap, const struct sd_flow_report *f)
 
 void sd_report_print_table(struct sd_report *r, FILE *out, bool why)
 {
-    qsort(r->v, r->n, sizeof(*r->v), by_seq);
+    sort(r);
     fprintf(out, "%-4s %-5s %-26s %-26s %-8s %-28s %-10s %-9s %15s %13s\n", "#", "proto", "client", "server", "opened",
             "name", "rule", "action", "packets c2s/s2c", "dropped");
     for (size_t i = 0; i < r->n; i++) {

@@ -117,16 +117,7 @@ static int listen_on(const char *addr, uint16_t port, uint16_t *bound, char *err
     socklen_t len;
     int one = 1, zero = 0;
 
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(port);
-        len = sizeof(*s4);
-    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(port);
-        len = sizeof(*s6);
-    } else {
+    if (sd_tconn_sockaddr(addr, port, &ss, &len) < 0) {
         snprintf(err, errlen, "bad listen address '%s'", addr);
         return -1;
     }

@@ -87,7 +87,8 @@ struct sd_serve *sd_serve_open(const struct sd_serve_config *cfg, char *err, siz
 /*
  * Accepts and serves connections (one thread each) until |stop_fd| becomes
  * readable, then stops accepting, tells the connections to finish and waits
- * up to 2 s for them. Returns 0, or SD_EIO if accept fails for good.
+ * up to 2 s for them. Returns 0, or SD_EIO if poll fails for good. The
+ * process must ignore SIGPIPE (OpenSSL writes with write(2)).
  */
 int sd_serve_run(struct sd_serve *s, int stop_fd);
 

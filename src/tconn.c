@@ -7,8 +7,11 @@
  * it): both are mapped here onto EOF / RST / ERR, which is what the
  * measurements care about (a censor's RST must be told from a timeout).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <openssl/err.h>
@@ -139,6 +142,27 @@ int sd_tconn_write_all(struct sd_tconn *c, const uint8_t *buf, size_t n, uint64_
             return SD_TCONN_TIMEOUT;
     }
     return 0;
+}
+
+int sd_tconn_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        *len = sizeof(*s4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        *len = sizeof(*s6);
+        return 0;
+    }
+    return SD_EINVAL;
 }
 
 const char *sd_tconn_code_name(int code)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct ssl_st SSL;
 
@@ -45,6 +46,10 @@ int sd_tconn_write_all(struct sd_tconn *c, const uint8_t *buf, size_t n, uint64_
 /* Waits until |fd| is ready for |events| or |deadline| passes: 1 ready (or
  * poll failed: the next I/O call reports it), 0 timed out. */
 int sd_tconn_wait(int fd, short events, uint64_t deadline);
+
+/* Fills |ss| (and |len|) from a numeric IPv4 or IPv6 address and a port.
+ * 0, or SD_EINVAL when |text| is neither. */
+int sd_tconn_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Returns "eof", "rst", "error", "timeout" for an SD_TCONN_* code. */
 const char *sd_tconn_code_name(int code);

@@ -171,7 +171,7 @@ static void cap_mixed(void)
     struct sd_gen_pcap *w = open_cap("demo", 1);
     for (size_t i = 0; i < 5; i++) {
         struct sd_gen_tcp c;
-        sd_gen_tcp_init(&c, w, "10.0.0.2", (uint16_t)(45000 + i), "203.0.113.5", 443, T0 + i * 100 * MS);
+        sd_gen_tcp_init(&c, w, "10.0.0.2", (uint16_t)(45000 + i), "203.0.113.5", 443, T0 + i * 10 * SEC); /* in time order */
         tls(&c, sni[i], 1000000);
     }
     close_cap(w);

@@ -98,7 +98,7 @@ int sd_trun_file(struct sd_trun *t, const char *preset, const char *policy_text,
     while (pcap_next_ex(pc, &h, &data) == 1) {
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
         struct sd_pkt pkt;
-        struct sd_verdict v = {SD_V_PASS, NULL, 0};
+        struct sd_verdict v = {.kind = SD_V_PASS};
         if (sd_pkt_decode(&pkt, dlt, data, h->caplen) == 0)
             sd_engine_packet(e, &pkt, ts, &v);
         else
