@@ -7,6 +7,7 @@
  *
  * The verdicts come from detect.c; this file only turns them into text.
  */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -131,8 +132,7 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
         default:
-            fprintf(stderr, "slowdown detect: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            usage(stderr);
+            fprintf(stderr, "slowdown detect: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
             return 1000 + SD_EXIT_USAGE;
         }
         if (bad) {
@@ -148,8 +148,7 @@ static int parse(int argc, char **argv, struct opts *o)
         o->names[o->n_names++] = argv[optind];
     }
     if (!o->n_names || (!c->addr && !o->lab)) {
-        fprintf(stderr, "slowdown detect: needs --server ADDR (or --lab ID) and at least one NAME\n");
-        usage(stderr);
+        fprintf(stderr, "slowdown detect: needs --server ADDR (or --lab ID) and at least one NAME (see --help)\n");
         return 1000 + SD_EXIT_USAGE;
     }
     if (c->seconds_ns && c->warmup_ns > 1 && c->warmup_ns * 2 > c->seconds_ns) {
@@ -158,6 +157,22 @@ static int parse(int argc, char **argv, struct opts *o)
     }
     if (o->lab && !c->addr)
         c->addr = SD_LAB_SERVER4;
+    uint8_t a[16];
+    if (inet_pton(AF_INET, c->addr, a) != 1 && inet_pton(AF_INET6, c->addr, a) != 1) {
+        fprintf(stderr, "slowdown detect: bad server address '%s' (a numeric IPv4 or IPv6 address)\n", c->addr);
+        return 1000 + SD_EXIT_USAGE;
+    }
+    for (int i = 0; i < o->n_names; i++) {
+        size_t n = strlen(o->names[i]);
+        bool ok = n > 0 && n <= SD_DETECT_NAME_MAX;
+        for (const char *p = o->names[i]; ok && *p; p++)
+            ok = (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f;
+        if (!ok) {
+            fprintf(stderr, "slowdown detect: bad name '%s' (1 to %d printable characters)\n", o->names[i],
+                    SD_DETECT_NAME_MAX);
+            return 1000 + SD_EXIT_USAGE;
+        }
+    }
     return 0;
 }
 

@@ -369,6 +369,17 @@ static void classify(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uin
     }
 }
 
+/* The KS window: 250 ms, shortened (to 100 ms at least) so that a short
+ * steady window still gives 36 samples; a test on a dozen samples could
+ * never reach p < 1e-4, however far apart the flows. */
+static uint32_t ks_window_ms(const struct sd_series *s)
+{
+    uint64_t first = SD_MIN(s->warmup_ns / s->bin_ns, (uint64_t)s->n / 2);
+    uint64_t steady_ms = (s->n - first) * s->bin_ns / SD_NS_PER_MS;
+    uint64_t w = steady_ms / 36;
+    return (uint32_t)SD_MAX(SD_MIN(w, (uint64_t)SD_STATS_KS_WINDOW_MS), (uint64_t)100);
+}
+
 /* A / X with the KS test of A's windows against X's. */
 static double compare(const struct sd_detect_flow *a, const struct sd_detect_flow *x, uint64_t bin_ns,
                       uint64_t warmup_ns, struct sd_ks *ks)
@@ -376,9 +387,10 @@ static double compare(const struct sd_detect_flow *a, const struct sd_detect_flo
     static const size_t cap = 1024;
     double wa[1024], wx[1024], scratch[2048];
     struct sd_series sa = series_of(a, bin_ns, warmup_ns, 0), sx = series_of(x, bin_ns, warmup_ns, 0);
+    uint32_t w = ks_window_ms(SD_MIN(sa.n, sx.n) == sa.n ? &sa : &sx);
 
-    size_t na = sd_stats_windows(&sa, SD_STATS_KS_WINDOW_MS, wa, cap);
-    size_t nx = sd_stats_windows(&sx, SD_STATS_KS_WINDOW_MS, wx, cap);
+    size_t na = sd_stats_windows(&sa, w, wa, cap);
+    size_t nx = sd_stats_windows(&sx, w, wx, cap);
     if (sd_stats_ks(wa, na, wx, nx, scratch, ks) < 0)
         return -1;
     return x->st.kbps > 0 ? a->st.kbps / x->st.kbps : -1;

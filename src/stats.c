@@ -34,7 +34,8 @@ static const double QUEUE_RISE_FACTOR = 2.0;   /* ... and doubles it */
 static const double BURSTY_SILENCE_SHARE = 0.25;
 static const double SCATTERED_OOO_FRAC = 0.3;
 static const double LOSSY_FRAC = 0.05;
-static const double MIN_STEADY_S = 1.0;        /* less than this is UNKNOWN */
+static const double MIN_STEADY_S = 1.0;        /* less than this is UNKNOWN ... */
+static const uint32_t MIN_WINDOWS = 4;         /* ... and so are fewer plateau windows */
 
 double sd_stats_mean(const double *x, size_t n)
 {
@@ -338,7 +339,7 @@ int sd_stats_series(const struct sd_series *s, double *scratch, struct sd_series
 
 int sd_stats_mechanism(const struct sd_series_stats *st)
 {
-    if (st->steady_s < MIN_STEADY_S || st->windows < 2 || st->kbps <= 0)
+    if (st->steady_s < MIN_STEADY_S || st->windows < MIN_WINDOWS || st->kbps <= 0)
         return SD_MECH_UNKNOWN;
     bool plateau = st->cv <= PLATEAU_CV_MAX && st->p10_kbps >= PLATEAU_P10_MIN * st->p50_kbps;
     bool queue = st->rtt_samples > 0 && st->rtt_p50_ms - st->rtt_base_ms >= QUEUE_RISE_MS &&

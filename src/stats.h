@@ -121,7 +121,7 @@ int sd_stats_series(const struct sd_series *s, double *scratch, struct sd_series
 size_t sd_stats_windows(const struct sd_series *s, uint32_t window_ms, double *out, size_t cap);
 
 enum sd_mechanism {
-    SD_MECH_UNKNOWN = 0,  /* too little data */
+    SD_MECH_UNKNOWN = 0,  /* too little data: under 1 s or 4 windows of steady transfer */
     SD_MECH_POLICING = 1, /* a plateau kept by bursts of drops: retransmission-timeout silences */
     SD_MECH_SHAPING = 2,  /* a smooth plateau kept by a queue: the delay rises */
     SD_MECH_NOISY = 3,    /* no plateau: congestion, or random loss at low RTT */
