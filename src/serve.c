@@ -4,7 +4,8 @@
  *   main thread: poll(TLS listener, plain listener, stop fd) -> accept
  *                -> refuse when max_conns are open, else one detached thread
  *   conn thread: [TLS handshake | ClientHello first] -> first read (request
- *                line, or someone else's bytes, or nothing for a moment)
+ *                line, or an inverted ClientHello and request (replay.h),
+ *                or someone else's bytes, or nothing for a moment)
  *                -> send / sink / echo, each bounded in bytes and time
  *
  * A thread per connection keeps every phase a straight line of code; the
@@ -36,6 +37,7 @@
 
 #include "fetch.h"
 #include "mono.h"
+#include "replay.h"
 #include "serve.h"
 #include "tconn.h"
 
@@ -247,6 +249,8 @@ static int read_request(struct conn *cn, struct sd_serve_req *req)
             struct sd_serve_req r;
             have += (size_t)n;
             int rc = sd_serve_parse_req(cn->buf, cn->buf + have, &r);
+            if (rc == SD_EPROTO && !cn->tls)
+                rc = sd_replay_parse(cn->buf, cn->buf + have, &r); /* the detector's inverted control */
             if (rc > 0) {
                 *req = r;
                 cn->rep.request = true;
