@@ -41,7 +41,7 @@ static void usage(FILE *f)
             "  --parallel N          labs at once (default 3)\n"
             "  --seconds S           download time per run (default 2.5)\n"
             "  --skip S              leave the first S seconds out of goodput (default 0.5)\n"
-            "  --shape-kbit N        lab link rate, both ways (default 20000)\n"
+            "  --shape-kbit N        lab link rate, both ways (default 10000)\n"
             "  --sni NAME            the name under test (default twitter.com)\n"
             "  --evade-at R          goodput ratio from which a cell evades (default 0.5)\n"
             "  --idle-timeout S      the censor's timeout.action for the idle strategy (default 2)\n"

@@ -495,18 +495,18 @@ static uint16_t random_port(void)
     return (uint16_t)(20000 + v % 40000);
 }
 
-static void tail_of(const struct sd_evade_target *t, struct sd_evade_result *r)
+void sd__evade_late(const struct sd_evade_target *t, struct sd_evade_result *r)
 {
     uint64_t bin = t->bin_ns ? t->bin_ns : 100ull * SD_NS_PER_MS;
-    uint64_t nb = t->duration_ns ? t->duration_ns / bin : r->f.n_bins;
 
+    r->kbps = sd_fetch_kbps(&r->f, t->bins, bin, t->skip_ns);
     if (!t->bins) {
-        r->tail_bytes = r->f.bytes;
+        r->late_bytes = r->f.bytes;
         return;
     }
-    r->tail_bytes = 0;
-    for (uint64_t i = nb / 2; i < r->f.n_bins && i < t->max_bins; i++)
-        r->tail_bytes += t->bins[i];
+    r->late_bytes = 0;
+    for (uint64_t i = t->skip_ns / bin; i < r->f.n_bins && i < t->max_bins; i++)
+        r->late_bytes += t->bins[i];
 }
 
 static const struct sd_fetch_hooks hooks_tls = {
@@ -612,10 +612,8 @@ int sd_evade_run(const struct sd_evade_spec *s, const struct sd_evade_target *t,
     if (s->def->op == SD_EVADE_SNI)
         sd__evade_note(x, "SNI %s%s%s", x->sni[0] ? "'" : "", x->sni[0] ? x->sni : "left out", x->sni[0] ? "'" : "");
     rc = s->def->op == SD_EVADE_QUIC ? sd__evade_quic(x) : run_fetch(x);
-    if (rc == 0) {
-        r->kbps = sd_fetch_kbps(&r->f, t->bins, t->bin_ns, t->skip_ns);
-        tail_of(t, r);
-    }
+    if (rc == 0)
+        sd__evade_late(t, r);
     free(x);
     return rc;
 }

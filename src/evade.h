@@ -6,7 +6,7 @@
  * A strategy is written NAME or NAME:ARGS (`split-sni`, `split:5`,
  * `multisplit:1,sni,midsni`, `junk-large:600,ttl=2`). Each catalogue entry
  * says in its `wire` text what it does on the wire; `slowdown evade --list`
- * prints them. Strategies come in three families, one file each:
+ * prints them. Strategies come in four families, one file each:
  *
  *   strat_tcp.c    real sockets: pieces written one by one (split), an urgent
  *                  byte (oob), a small MSS, a proxy's CONNECT or SOCKS5
@@ -172,7 +172,7 @@ struct sd_evade_target {
 struct sd_evade_result {
     struct sd_fetch_result f;
     double kbps;                  /* goodput after skip_ns */
-    uint64_t tail_bytes;          /* bytes in the second half of the transfer (a freeze has none) */
+    uint64_t late_bytes;          /* bytes after skip_ns (a flow frozen after its burst has none) */
     uint32_t forged;              /* packets forged and sent */
     bool applied;                 /* the strategy found what it works on (the hello) and acted */
     char note[160];               /* what the strategy did, or why it could not */

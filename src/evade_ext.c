@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "evade.h"
+#include "evade_int.h"
 #include "mono.h"
 
 enum { CMD_MAX = 4096, ERR_MAX = 160 };
@@ -145,13 +146,72 @@ static void keep_line(char *last, const char *buf, size_t n)
     snprintf(last, ERR_MAX, "%.*s", (int)(end - start), buf + start);
 }
 
-int sd_evade_run_external(const char *cmd, const struct sd_evade_target *t, struct sd_evade_result *r)
+/* Reads the command's stdout into the bins until the time is over, nothing
+ * came in time, or it closed stdout (returns true: it probably exited).
+ * Keeps the last line of its stderr in |err|. */
+static bool collect(const struct sd_evade_target *t, int out_fd, int err_fd, char *err, struct sd_evade_result *r)
 {
-    char line[CMD_MAX], err[ERR_MAX] = "", buf[16384];
     uint64_t bin = t->bin_ns ? t->bin_ns : 100ull * SD_NS_PER_MS;
     uint64_t hs = t->handshake_timeout_ns ? t->handshake_timeout_ns : 10ull * SD_NS_PER_S;
+    uint64_t t0 = r->f.start_ns, end = t0 + hs + (t->duration_ns ? t->duration_ns : 60ull * SD_NS_PER_S);
+    char buf[16384];
+
+    for (;;) {
+        uint64_t now = sd_mono_ns();
+        if (now >= end || (!r->f.bytes && now >= t0 + hs))
+            return false;
+        if (r->f.bytes && t->duration_ns && now - (t0 + r->f.ttfb_ns) >= t->duration_ns)
+            return false; /* the transfer time, counted from the first byte, is over */
+        struct pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+        if (poll(p, 2, 50) <= 0)
+            continue;
+        if (p[1].revents & POLLIN) {
+            ssize_t k = read(err_fd, buf, sizeof(buf));
+            if (k > 0)
+                keep_line(err, buf, (size_t)k);
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP)))
+            continue;
+        ssize_t k = read(out_fd, buf, sizeof(buf));
+        if (k <= 0)
+            return true;
+        now = sd_mono_ns();
+        if (!r->f.bytes)
+            r->f.ttfb_ns = now - t0;
+        r->f.bytes += (uint64_t)k;
+        uint64_t i = (now - t0 - r->f.ttfb_ns) / bin;
+        if (t->bins && i < t->max_bins) {
+            t->bins[i] += (uint64_t)k;
+            if (i + 1 > r->f.n_bins)
+                r->f.n_bins = (uint32_t)(i + 1);
+        }
+    }
+}
+
+/* How it ended, the goodput, and the bytes after the burst allowance. */
+static void finish(const struct sd_evade_target *t, bool exited, int status, const char *err, const char *line,
+                   struct sd_evade_result *r)
+{
+    bool ok = exited ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : true;
+
+    if (r->f.bytes && ok)
+        r->f.end = SD_FETCH_DONE;
+    else if (!r->f.bytes && !exited)
+        r->f.end = SD_FETCH_TIMEOUT;
+    else
+        r->f.end = SD_FETCH_ERROR;
+    if (exited && !ok)
+        snprintf(r->f.detail, sizeof(r->f.detail), "exit %d%s%.100s", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                 err[0] ? ": " : "", err);
+    r->applied = r->f.bytes > 0;
+    snprintf(r->note, sizeof(r->note), "external: %.120s", line);
+    sd__evade_late(t, r);
+}
+
+int sd_evade_run_external(const char *cmd, const struct sd_evade_target *t, struct sd_evade_result *r)
+{
+    char line[CMD_MAX], err[ERR_MAX] = "";
     int po[2], pe[2], status = 0;
-    bool exited = false;
 
     memset(r, 0, sizeof(*r));
     if (sd_evade_expand(cmd, t, line, sizeof(line)) < 0) {
@@ -175,41 +235,8 @@ int sd_evade_run_external(const char *cmd, const struct sd_evade_target *t, stru
         return SD_EIO;
     }
     r->f.stage = SD_FETCH_TRANSFER;
-    uint64_t t0 = r->f.start_ns, end = t0 + hs + (t->duration_ns ? t->duration_ns : 60ull * SD_NS_PER_S);
-    uint64_t first_dl = t0 + hs;
-    for (;;) {
-        uint64_t now = sd_mono_ns();
-        if (now >= end || (!r->f.bytes && now >= first_dl))
-            break;
-        if (r->f.bytes && t->duration_ns && now - (t0 + r->f.ttfb_ns) >= t->duration_ns)
-            break; /* the transfer time, counted from the first byte, is over */
-        struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-        if (poll(p, 2, 50) <= 0)
-            continue;
-        if (p[1].revents & POLLIN) {
-            ssize_t k = read(pe[0], buf, sizeof(buf));
-            if (k > 0)
-                keep_line(err, buf, (size_t)k);
-        }
-        if (!(p[0].revents & (POLLIN | POLLHUP)))
-            continue;
-        ssize_t k = read(po[0], buf, sizeof(buf));
-        if (k <= 0) {
-            exited = true;
-            break;
-        }
-        now = sd_mono_ns();
-        if (!r->f.bytes)
-            r->f.ttfb_ns = now - t0;
-        r->f.bytes += (uint64_t)k;
-        uint64_t i = (now - t0 - r->f.ttfb_ns) / bin;
-        if (t->bins && i < t->max_bins) {
-            t->bins[i] += (uint64_t)k;
-            if (i + 1 > r->f.n_bins)
-                r->f.n_bins = (uint32_t)(i + 1);
-        }
-    }
-    r->f.transfer_ns = sd_mono_ns() - t0 - r->f.ttfb_ns;
+    bool exited = collect(t, po[0], pe[0], err, r);
+    r->f.transfer_ns = sd_mono_ns() - r->f.start_ns - r->f.ttfb_ns;
     if (exited && reaped(pid, &status)) {
         kill(-pid, SIGKILL); /* what it left behind */
     } else {
@@ -219,24 +246,6 @@ int sd_evade_run_external(const char *cmd, const struct sd_evade_target *t, stru
     }
     close(po[0]);
     close(pe[0]);
-    bool ok = exited ? WIFEXITED(status) && WEXITSTATUS(status) == 0 : true;
-    if (r->f.bytes && ok)
-        r->f.end = SD_FETCH_DONE;
-    else if (!r->f.bytes && !exited)
-        r->f.end = SD_FETCH_TIMEOUT;
-    else
-        r->f.end = SD_FETCH_ERROR;
-    if (exited && !ok)
-        snprintf(r->f.detail, sizeof(r->f.detail), "exit %d%s%.100s", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                 err[0] ? ": " : "", err);
-    r->applied = r->f.bytes > 0;
-    snprintf(r->note, sizeof(r->note), "external: %.120s", line);
-    r->kbps = sd_fetch_kbps(&r->f, t->bins, bin, t->skip_ns);
-    r->tail_bytes = 0;
-    uint64_t nb = t->duration_ns ? t->duration_ns / bin : r->f.n_bins;
-    for (uint64_t i = nb / 2; t->bins && i < r->f.n_bins && i < t->max_bins; i++)
-        r->tail_bytes += t->bins[i];
-    if (!t->bins)
-        r->tail_bytes = r->f.bytes;
+    finish(t, exited, status, err, line, r);
     return 0;
 }

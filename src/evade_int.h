@@ -84,6 +84,9 @@ int sd__forge_first(struct sd__evade_run *x, const uint8_t *p, size_t n, uint64_
 /* Removes the rule, closes the queue and the raw socket. Accepts NULL. */
 void sd__forge_close(struct sd__forge *f);
 
+/* Fills r->kbps and r->late_bytes from the bins of a finished run. */
+void sd__evade_late(const struct sd_evade_target *t, struct sd_evade_result *r);
+
 /* Sets x->r->note (printf-style), keeping the first note written. */
 void sd__evade_note(struct sd__evade_run *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

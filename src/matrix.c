@@ -18,9 +18,10 @@
  * the lab's server namespace (evade_proxy.h).
  *
  * Every lab runs with:
- *   --shape-kbit (20 Mbit/s)   both directions shaped, so goodput depends on
+ *   --shape-kbit (10 Mbit/s)   both directions shaped, so goodput depends on
  *                              the censor, not on how busy the machine is,
- *                              and 3 labs cost little CPU;
+ *                              and 3 labs cost little CPU (a 128 kbit/s
+ *                              policer is then a ratio of about 0.01);
  *   --run-arg --queue-packets 0  every packet goes to the censor: no
  *                              connbytes rule, hence no conntrack in the
  *                              censor's namespace, whose defragmentation
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -64,6 +66,7 @@ struct shared {
     atomic_bool stop;
     char dir[96];
     char holding[SD_MATRIX_MAX_PARALLEL][KEY_MAX]; /* each worker's lab key */
+    char prefix[10];          /* "mx" and 6 random hex digits: this run's lab ids */
     uint64_t t0;
     unsigned labs;
 };
@@ -92,7 +95,7 @@ int sd_matrix_score(const struct sd_matrix_run *c, const struct sd_matrix_run *t
         return SD_OUTCOME_BROKEN;
     if (!t->applied && t->ran && t->end == SD_FETCH_DONE)
         return SD_OUTCOME_BROKEN; /* the strategy could not act under the censor: no verdict on it */
-    if (!t->ran || t->end != SD_FETCH_DONE || t->bytes == 0 || t->tail_bytes == 0)
+    if (!t->ran || t->end != SD_FETCH_DONE || t->late_bytes == 0)
         return SD_OUTCOME_BLOCKED;
     return *ratio >= evade_at ? SD_OUTCOME_EVADES : SD_OUTCOME_THROTTLED;
 }
@@ -243,9 +246,8 @@ static int lab_for(struct worker *w, const struct job *j, char *err, size_t errl
 
     lab_teardown(w);
     memset(&lc, 0, sizeof(lc));
-    snprintf(lc.id, sizeof(lc.id), "mx%04x%x%02x", (unsigned)getpid() & 0xffff, w->idx & 0xf,
-             w->labs_made++ & 0xff);
-    lc.shape_kbit = cfg->shape_kbit ? cfg->shape_kbit : 20000;
+    snprintf(lc.id, sizeof(lc.id), "%s%x%02x", w->sh->prefix, w->idx & 0xf, w->labs_made++ & 0xff);
+    lc.shape_kbit = cfg->shape_kbit ? cfg->shape_kbit : SD_MATRIX_SHAPE_KBIT;
     lc.run_args = run_args;
     if (j->preset < 0) {
         lc.no_censor = true;
@@ -294,8 +296,9 @@ static void keep(struct sd_matrix_run *m, const struct sd_evade_result *r, int r
     m->applied = rc == 0 && r->applied;
     m->kbps = rc < 0 ? 0 : r->kbps;
     m->bytes = rc < 0 ? 0 : r->f.bytes;
-    m->tail_bytes = rc < 0 ? 0 : r->tail_bytes;
+    m->late_bytes = rc < 0 ? 0 : r->late_bytes;
     m->secs = (double)(sd_mono_ns() - t0) / 1e9;
+    m->retried = false;
     snprintf(m->note, sizeof(m->note), "%s", r->note);
     snprintf(m->detail, sizeof(m->detail), "%s", r->f.detail);
 }
@@ -319,7 +322,7 @@ static void run_job(struct worker *w, const struct job *j)
     t.skip_ns = cfg->skip_set ? cfg->skip_ns : 500ull * SD_NS_PER_MS;
     t.connect_timeout_ns = 3ull * SD_NS_PER_S;
     t.handshake_timeout_ns = 5ull * SD_NS_PER_S;
-    t.idle_timeout_ns = t.duration_ns + SD_NS_PER_S; /* a stall ends at the duration: the tail says freeze */
+    t.idle_timeout_ns = t.duration_ns + SD_NS_PER_S; /* a stall ends at the duration: late bytes say freeze */
     t.queue = (uint16_t)(3000 + w->idx);
     t.bins = w->bins;
     t.max_bins = MAX_BINS;
@@ -332,6 +335,28 @@ static void run_job(struct worker *w, const struct job *j)
                                   ? &w->sh->res->control[j->strategy]
                                   : &w->sh->res->cells[(unsigned)j->preset * cfg->n_strategies + j->strategy].run;
     keep(m, &r, rc, t0);
+    /* Between a 128 kbit/s policer and the link lies mostly noise: a busy
+     * machine slows the censor's userspace queue, and a lost packet costs
+     * a TCP flow a retransmission timeout. Such a run is measured once more
+     * and the faster of the two kept. */
+    double link = cfg->shape_kbit ? cfg->shape_kbit : SD_MATRIX_SHAPE_KBIT;
+    bool noisy = rc == 0 && r.f.end == SD_FETCH_DONE && r.kbps > 0.05 * link && r.kbps < 0.6 * link;
+    /* Nothing after the first burst (or nothing at all) is a freeze -- or a
+     * policed TCP flow in loss recovery, which can deliver no whole TLS
+     * record for seconds: measured again for three times as long, a
+     * policer shows. */
+    bool still = rc == 0 && r.f.end == SD_FETCH_DONE && r.late_bytes == 0;
+    if (noisy || still) {
+        struct sd_evade_result again;
+        if (still) {
+            t.duration_ns *= 3;
+            t.idle_timeout_ns = t.duration_ns + SD_NS_PER_S;
+        }
+        int rc2 = s->external ? sd_evade_run_external(s->external, &t, &again) : sd_evade_run(&s->spec, &t, &again);
+        if (rc2 == 0 && again.f.end == SD_FETCH_DONE && (still || again.kbps > r.kbps))
+            keep(m, &again, rc2, t0);
+        m->retried = true;
+    }
 }
 
 static void progress(struct worker *w, const struct job *j)
@@ -397,6 +422,21 @@ static void *worker_main(void *arg)
 
 /* ---- the whole matrix ---- */
 
+/* Takes down any lab of this run still there (each worker takes its own
+ * down; this is for a worker that could not). */
+static void sweep_labs(const struct shared *sh)
+{
+    char ids[256][SD_LAB_ID_MAX], err[300];
+    int n = sd_lab_list(ids, (int)SD_COUNTOF(ids));
+
+    for (int i = 0; i < n && i < (int)SD_COUNTOF(ids); i++) {
+        if (strncmp(ids[i], sh->prefix, strlen(sh->prefix)) != 0)
+            continue;
+        if (sd_lab_down(ids[i], err, sizeof(err)) < 0 && sh->cfg->progress)
+            fprintf(sh->cfg->progress, "matrix: lab %s: %s\n", ids[i], err);
+    }
+}
+
 static void score_all(const struct sd_matrix_config *cfg, struct sd_matrix_result *res)
 {
     double at = cfg->evade_at > 0 ? cfg->evade_at : 0.5;
@@ -439,9 +479,13 @@ int sd_matrix_run(const struct sd_matrix_config *cfg, struct sd_matrix_result *r
         }
     }
     memset(&sh, 0, sizeof(sh));
-    sh.cfg = cfg;
-    sh.res = res;
     sh.t0 = sd_mono_ns();
+    sh.cfg = cfg;
+    uint8_t rnd[3] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        memcpy(rnd, &sh.t0, sizeof(rnd));
+    snprintf(sh.prefix, sizeof(sh.prefix), "mx%02x%02x%02x", rnd[0], rnd[1], rnd[2]);
+    sh.res = res;
     pthread_mutex_init(&sh.mu, NULL);
     res->cells = calloc((size_t)cfg->n_presets * cfg->n_strategies, sizeof(*res->cells));
     w = calloc(nw, sizeof(*w));
@@ -468,6 +512,7 @@ int sd_matrix_run(const struct sd_matrix_config *cfg, struct sd_matrix_result *r
     }
     for (unsigned i = 0; i < started; i++)
         pthread_join(w[i].th, NULL);
+    sweep_labs(&sh);
     rmdir(sh.dir);
     res->stopped = atomic_load(&sh.stop);
     res->labs = sh.labs;

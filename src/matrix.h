@@ -9,8 +9,8 @@
  *   broken     C did not complete (reset, timeout, error, nothing received),
  *              or the strategy could not act at all: it breaks the
  *              connection without any censor
- *   blocked    T did not complete, received nothing, or froze (nothing in
- *              the second half of the transfer)
+ *   blocked    T did not complete, or received nothing after the first
+ *              skip_ns (nothing, or a freeze after the first burst)
  *   evades     T's goodput is at least evade_at (0.5) of C's
  *   throttled  T completed slower than that (ratio in the JSON)
  *
@@ -34,6 +34,7 @@ enum {
     SD_MATRIX_MAX_PRESETS = 16,
     SD_MATRIX_MAX_STRATEGIES = 64,
     SD_MATRIX_MAX_PARALLEL = 8,
+    SD_MATRIX_SHAPE_KBIT = 10000, /* the labs' link rate by default */
 };
 
 /* One run, as the matrix keeps it. */
@@ -42,8 +43,10 @@ struct sd_matrix_run {
     uint8_t end, stage;       /* enum sd_fetch_end, enum sd_fetch_stage */
     bool applied;
     double kbps;
-    uint64_t bytes, tail_bytes;
+    uint64_t bytes, late_bytes; /* late: after the skip (the burst allowance) */
     double secs;              /* wall time of the run */
+    bool retried;             /* run twice: its goodput fell between 5% and 60% of the link (the faster
+                                 kept), or nothing came after the first burst (run again 3x as long) */
     char note[160];
     char detail[128];
 };
@@ -63,7 +66,7 @@ struct sd_matrix_config {
     uint64_t duration_ns;     /* transfer per run (0: 2.5 s) */
     uint64_t skip_ns;         /* left out of goodput (0: 0.5 s; set skip_set for 0) */
     bool skip_set;
-    uint32_t shape_kbit;      /* lab link rate, both ways (0: 20000) */
+    uint32_t shape_kbit;      /* lab link rate, both ways (0: SD_MATRIX_SHAPE_KBIT) */
     const char *sni;          /* the name under test (NULL: twitter.com) */
     double evade_at;          /* evades at or above this ratio (0: 0.5) */
     uint32_t idle_timeout_s;  /* the censor's timeout.action for timeout-needing strategies (0: 2) */

@@ -12,7 +12,7 @@
 
 #include "matrix.h"
 
-enum { CELL_W = 112, CELL_H = 24, NAME_W = 150, CTRL_W = 96, HEAD_H = 44, PAD = 10 };
+enum { CELL_W = 124, CELL_H = 24, NAME_W = 150, CTRL_W = 96, HEAD_H = 44, PAD = 10 };
 
 static const char *const colours[] = {"#2e9e44", "#f0a020", "#d03030", "#8a8a8a"};
 
@@ -121,9 +121,11 @@ void sd_matrix_print_json(FILE *f, const struct sd_matrix_config *cfg, const str
             fprintf(f, ",\"strategy\":");
             json_str(f, cfg->strategies[s].name);
             fprintf(f, ",\"outcome\":\"%s\",\"goodput_ratio\":%.4f,\"kbps\":%.1f,\"control_kbps\":%.1f,"
-                       "\"end\":\"%s\",\"stage\":\"%s\",\"control_end\":\"%s\",\"applied\":%s,\"note\":",
+                       "\"end\":\"%s\",\"stage\":\"%s\",\"control_end\":\"%s\",\"applied\":%s,\"retried\":%s,"
+                    "\"note\":",
                     sd_outcome_name(c->outcome), c->ratio, c->run.kbps, ctl->kbps, sd_fetch_end_name(c->run.end),
-                    stages[c->run.stage % 3], sd_fetch_end_name(ctl->end), c->run.applied ? "true" : "false");
+                    stages[c->run.stage % 3], sd_fetch_end_name(ctl->end), c->run.applied ? "true" : "false",
+                    c->run.retried ? "true" : "false");
             json_str(f, c->run.note);
             fprintf(f, "}\n");
         }

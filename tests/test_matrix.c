@@ -26,7 +26,7 @@ static struct sd_matrix_run run(uint8_t end, double kbps, uint64_t bytes, uint64
     r.end = end;
     r.kbps = kbps;
     r.bytes = bytes;
-    r.tail_bytes = tail;
+    r.late_bytes = tail;
     return r;
 }
 
@@ -55,7 +55,7 @@ static void test_score(void **state)
     }
     t = run(SD_FETCH_DONE, 0, 0, 0);
     assert_int_equal(sd_matrix_score(&ctl, &t, 0.5, &ratio), SD_OUTCOME_BLOCKED);
-    t = run(SD_FETCH_DONE, 60, 16384, 0); /* 16 KB, then nothing: frozen */
+    t = run(SD_FETCH_DONE, 0, 16384, 0); /* 16 KB at once, then nothing: frozen */
     assert_int_equal(sd_matrix_score(&ctl, &t, 0.5, &ratio), SD_OUTCOME_BLOCKED);
     /* The control failed, or the strategy could not act: broken. */
     struct sd_matrix_run bad = run(SD_FETCH_ERROR, 0, 0, 0);
