@@ -135,7 +135,10 @@ static int run_file(struct run *r, struct sd_engine *e, const char *path, const 
         pcap_freecode(&prog);
     }
     if (out_path && !r->dump) {
-        r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
+        /* Raw IP read as DLT 14 (its value on some BSDs) has no savefile
+         * link type of its own on this system: it is written as raw IP. */
+        int odlt = dlt == SD_DLT_RAW_BSD ? SD_DLT_RAW : dlt;
+        r->dead = pcap_open_dead_with_tstamp_precision(odlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
         r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
         if (!r->dump) {
             fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path,
