@@ -46,7 +46,9 @@ static void run(const uint8_t *data, size_t size, unsigned pol)
         pcap_close(pc);
         return;
     }
-    pcap_t *dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
+    /* As cmd_pcap.c: raw IP read as DLT 14 is written as DLT_RAW. */
+    int odlt = dlt == SD_DLT_RAW_BSD ? SD_DLT_RAW : dlt;
+    pcap_t *dead = pcap_open_dead_with_tstamp_precision(odlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
     FILE *null = fopen("/dev/null", "wb");
     pcap_dumper_t *dump = dead && null ? pcap_dump_fopen(dead, null) : NULL;
     if (!dump)

@@ -45,7 +45,7 @@ static const struct {
     {"tw22-sni3", NULL},
     {"quic22-v1", NULL},
     {NULL, "names k twitter.com *.twitter.com *t.co* example.net\n"
-           "ips lab 203.0.113.0/24 2001:db8::/32\n"
+           "ips lab 203.0.113.0/24 198.51.100.0/24 2001:db8::/32\n"
            "set inspect.tls records\n"
            "set inspect.dns on\n"
            "set inspect.verify-checksum on\n"

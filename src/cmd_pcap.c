@@ -126,7 +126,10 @@ static void on_event(void *arg, const struct sd_event *ev)
 static int open_output(struct run *r, const char *path, int dlt, const char *out_path)
 {
     if (out_path && !r->dump) {
-        r->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
+        /* Raw IP read as DLT 14 (its value on some BSDs) has no savefile
+         * link type of its own on this system: it is written as raw IP. */
+        int odlt = dlt == SD_DLT_RAW_BSD ? SD_DLT_RAW : dlt;
+        r->dead = pcap_open_dead_with_tstamp_precision(odlt, 262144, PCAP_TSTAMP_PRECISION_MICRO);
         r->dump = r->dead ? pcap_dump_open(r->dead, out_path) : NULL;
         if (!r->dump) {
             fprintf(stderr, "slowdown %s: %s: %s\n", r->cmd, out_path,

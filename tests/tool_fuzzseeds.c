@@ -292,6 +292,21 @@ static void engine_seeds(void)
     engine_tcp_flow("gen_tls_harness", 0x18, 0x01, hello, n, 0);
     engine_tcp_flow("gen_tls_frag", 0x02, 0x02, hello, n, 0x82);
     engine_tcp_flow("gen_tls_v6_outside", 0x01, 0xe3, hello, n, 0);
+    /* A TCP connection to port 8080 of a lab server: the harness policy's
+     * ipblock rule. */
+    engine_tcp_flow("gen_ipblock", 0x08, 0x36, (const uint8_t *)"hello", 5, 0);
+    /* QUIC to a googlevideo name under yt24-policer: the Initial over two
+     * datagrams, then the server's datagrams policed at 512 kbit/s. */
+    uint8_t ch[2048], down[1200];
+    memset(down, 0x42, sizeof(down));
+    size_t cn = client_hello(ch, sizeof(ch), "rr1---sn-abc.googlevideo.com", false), half = cn / 2;
+    FILE *y = out_file("engine", "gen_quic_yt24");
+    fputc(0x15, y);
+    gen_record(y, 11, 0, 0x05, 0x80, 0, 0, ch, half);
+    gen_record(y, 11, dt_byte(MS), 0x05, 0x81, (uint16_t)half, 0, ch + half, cn - half);
+    for (int i = 0; i < 12; i++)
+        gen_record(y, 11, dt_byte(MS), 0x0d, 0, 0, 0, down, sizeof(down));
+    close_file(y);
     static const char get[] = "GET / HTTP/1.1\r\nHost: twitter.com\r\n\r\n";
     engine_tcp_flow("gen_http", 0x18, 0x14, (const uint8_t *)get, sizeof(get) - 1, 0);
     static const uint8_t q[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 7, 't', 'w', 'i', 't', 't', 'e',

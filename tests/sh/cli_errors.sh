@@ -109,6 +109,13 @@ expect 1 "$work/truncated.pcap" pcap -o "$work/out.pcap" "$work/truncated.pcap"
 expect 0 "" pcap -o "$work/out.pcap" "$good"
 [ -s "$work/out.pcap" ] && ok || bad "-o wrote nothing"
 rm -f "$work/out.pcap"
+# Raw IP with the BSD link type value 14 is read, and written (as raw IP).
+cp "$work/tls_raw.pcap" "$work/link14.pcap"
+printf '\x0e\x00\x00\x00' | dd of="$work/link14.pcap" bs=1 seek=20 conv=notrunc status=none
+expect 0 "" pcap -o "$work/out.pcap" "$work/link14.pcap"
+[ -s "$work/out.pcap" ] && ok || bad "-o wrote nothing for link type 14"
+expect 0 "" pcap "$work/out.pcap"
+rm -f "$work/out.pcap"
 if [ -c /dev/full ]; then
   expect 1 "/dev/full" pcap -o /dev/full "$good"
   OUT=/dev/full expect 1 "cannot write" pcap "$good" --json
