@@ -61,6 +61,7 @@ enum {
     CONNECT_TIMEOUT_S = 4,
     HANDSHAKE_TIMEOUT_S = 6,
     SETUP_ALLOWANCE_MS = 1000, /* the run lasts seconds + this: time for connects and handshakes */
+    PRIME_MS = 1000,           /* the warm-up connection */
     FIRST_MAX = 4096,
     TLS_RECORD_OVERHEAD = 22, /* TLS 1.3: header 5, tag 16, content type 1 */
     TLS_RECORD = 16384,
@@ -210,6 +211,11 @@ static void base_opts(const struct sd_detect_config *cfg, const struct sd_detect
     o->handshake_timeout_ns = HANDSHAKE_TIMEOUT_S * (uint64_t)SD_NS_PER_S;
     /* Past the end: a freeze must show as a silence in the series, not end it. */
     o->idle_timeout_ns = res->seconds_ns + 2ull * SD_NS_PER_S;
+    /* A cap keeps the controls from eating the CPU that a vantage point (or the
+     * lab's userspace censor) needs: 200 Mbit/s still puts a 128 kbit/s policer
+     * at a ratio of 0.0006, and a 10x loss throttle of a 20 Mbit/s flow well below 0.1. */
+    uint64_t kbps = cfg->max_kbps ? cfg->max_kbps : SD_DETECT_DEFAULT_MAX_KBPS;
+    o->max_rate = kbps == SD_DETECT_UNCAPPED ? 0 : kbps * 125;
 }
 
 /* Memory for all series: one block. */
@@ -702,6 +708,34 @@ static void prepare(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uint
     }
 }
 
+/*
+ * One second of download and upload as control B, before the measurement
+ * (the sender's metrics are the client's in an upload). Linux keeps
+ * per-destination TCP metrics (RTT, variance) from earlier connections; on a
+ * destination it never reached, a policed flow started cold in the lab fell
+ * into retransmission-timeout backoff for the whole run (60-110 kbit/s
+ * against a 128 kbit/s policer, no plateau), where the same flow after any
+ * earlier connection of a second ran at the policer's rate. The measurement
+ * should see the path, not the client's first contact with it.
+ */
+static void prime(const struct sd_detect_config *cfg, const struct sd_detect_result *res)
+{
+    struct sd_fetch_opts o[2];
+    struct sd_fetch_result r[2];
+    int rc[2];
+
+    for (int dir = 0; dir < 2; dir++) {
+        base_opts(cfg, res, (uint8_t)dir, &o[dir]);
+        o[dir].port = cfg->tls_port ? cfg->tls_port : 443;
+        o[dir].sni = res->control;
+        o[dir].duration_ns = PRIME_MS * (uint64_t)SD_NS_PER_MS;
+        o[dir].idle_timeout_ns = o[dir].duration_ns;
+        o[dir].handshake_timeout_ns = o[dir].connect_timeout_ns = 2ull * SD_NS_PER_S;
+    }
+    /* Whatever happens: the measurement will see it too. */
+    sd_detect_fetch_many(o, r, rc, 2, (PRIME_MS + 500) * (uint64_t)SD_NS_PER_MS);
+}
+
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -752,6 +786,8 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
         }
         n += k;
     }
+    if (!cfg->no_prime)
+        prime(cfg, res);
     /* Both directions at once. One after the other would fit fewer seconds
      * into the budget, and on a bloated path the second phase would start
      * behind the first one's queue (seconds of it behind a 1 Mbit/s shaper
