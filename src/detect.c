@@ -1,30 +1,35 @@
 /*
  * detect.c - the throttling detector (see detect.h).
  *
- * Measurement: one thread per flow (A, B, C in each direction asked for),
- * released together by a barrier, each running one sd_fetch_run with its own
- * series storage. Threads keep each connection a straight line of code and
- * start at the same moment, which is what "shared path conditions" needs;
- * the flows are few (at most six), so threads cost nothing worth a poll loop.
+ * Measurement: a 1 s warm-up connection each way (as B), then one thread
+ * per flow (A, B, C in each direction asked for), released together once
+ * all exist, each running one sd_fetch_run with its own series storage and
+ * the same absolute end. Threads keep each connection a straight line of
+ * code and start at the same moment, which is what "shared path conditions"
+ * needs; the flows are few (at most six), so threads cost nothing worth a
+ * poll loop. Every flow is capped (200 Mbit/s by default).
  *
  * Judgement, per direction (sd_detect_judge, pure):
  *
  *   1. How each flow ended: flowing to the end, or connect failure, reset,
  *      handshake timeout, freeze (data stopped for good: a trailing silence
- *      of >= max(3 s, 30% of the transfer)), other error.
+ *      of >= max(4 s, half the transfer)), other error. A failure of A that
+ *      the path explains (the controls barely moved during A's silence; B's
+ *      handshake or connect was slow too) is not a block.
  *   2. Features of each flowing series after the warm-up (stats.h): steady
- *      goodput, plateau, silences, RTT rise, loss.
- *   3. The verdict:
- *        A failed                    -> blocked (kind = how), scope by
- *                                       whether B and C failed too; all
- *                                       flows unable to connect -> inconclusive
- *        A/B < 0.1, KS p(A<B) < 1e-4 -> throttled, scope name
- *        A/C < 0.1 (B as slow as A)  -> throttled, scope tls
- *        A/X < 0.3, KS significant   -> inconclusive (gray zone)
- *        no control flowed           -> inconclusive
- *        otherwise                   -> not_throttled
+ *      goodput, plateau, silences, RTT rise, loss; its mechanism.
+ *   3. The verdict, against the slower control as the reference:
+ *        A failed                     -> blocked (kind = how), scope by
+ *                                        whether B and C failed too; all
+ *                                        flows unable to connect -> inconclusive
+ *        A/ref < 0.1, KS p(A<ref) < 1e-4, and a limiter visible (A has a
+ *        plateau, or ref >= 2 Mbit/s) -> throttled, scope name
+ *        A and B alike with plateaus, both < 0.1 C -> throttled, scope tls
+ *        A/ref < 0.3, KS significant  -> inconclusive (gray zone)
+ *        no control flowed            -> inconclusive
+ *        otherwise                    -> not_throttled
  *      The kind of a throttle is A's mechanism: policing, shaping, loss
- *      (no plateau) or limited (a plateau of unknown cause).
+ *      (random drops, or no plateau) or limited.
  *   4. Rate estimate: the least-squares slope of A's cumulative payload over
  *      the steady window (robust to a bucket's content at either end),
  *      converted to IP bytes as a policer counts them:

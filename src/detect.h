@@ -146,10 +146,11 @@ int sd_detect_control_name(const char *name, uint64_t seed, char *out, size_t ca
  * seconds + 1 s at most, connects and handshakes included) and judges it
  * into |res|, which owns memory afterwards:
  * release it with sd_detect_result_free. Threads are made per flow; they
- * inherit the caller's network namespace. Returns 0 when the measurement
- * ran whatever it found, SD_EINVAL for bad options (no address or name, an
- * unparsable address, a name OpenSSL refuses), SD_ENOMEM, SD_EIO when a
- * thread could not be made.
+ * inherit the caller's network namespace. The process must ignore SIGPIPE
+ * (fetch.h). Returns 0 when the measurement ran whatever it found (a flow
+ * whose thread could not be made counts as failed), SD_EINVAL for bad
+ * options (no address or name, an unparsable address, a name OpenSSL
+ * refuses), SD_ENOMEM.
  */
 int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *res);
 
