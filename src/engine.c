@@ -23,11 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine_int.h"
 #include "frag.h"
 #include "names.h"
 #include "quic.h"
+
+_Static_assert(sizeof(struct sd_flow_ext) == 128, "two cache lines per flow's report counters");
 
 #ifndef IPPROTO_TCP
 #define IPPROTO_TCP 6
@@ -49,6 +52,22 @@ static uint32_t now_ms(const struct sd_engine *e)
 }
 
 /* ---- creation and release ---- */
+
+/* Asks for 2 MB pages over the whole 2 MB blocks of a large, lazily zeroed
+ * array indexed by flow slot: fewer page faults as it fills, fewer TLB
+ * misses once it has. */
+static void advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+    if (b > a)
+        madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
 
 struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_engine_config *cfg)
 {
@@ -75,9 +94,14 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
     e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
-    if (e->cfg.track)
-        e->ext = calloc(e->cfg.max_flows, sizeof(*e->ext));
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext)) {
+    if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
+        e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
+        advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
+    }
+    e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));
+    e->rst_spare = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst_spare));
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext) ||
+        !e->rst || !e->rst_spare) {
         e->cfg.track = false;
         sd_engine_free(e);
         return NULL;
@@ -138,6 +162,17 @@ static void emit_event(struct sd_engine *e, uint32_t slot, struct sd_event *ev, 
     ev->ts_ns = e->now_ns;
     ev->flow = &r;
     e->cfg.on_event(e->cfg.arg, ev);
+}
+
+/* Ends the action of flow |f| (its state lives on, under no rule) and says so. */
+static void action_end(struct sd_engine *e, uint32_t slot, struct sd_flow *f, const char *reason)
+{
+    struct sd_event ev = {.type = SD_EV_ACTION_END, .rule = e->pol->rules[f->rule - 1].name,
+                          .action = sd_action_kind_name(f->action), .reason = reason};
+    emit_event(e, slot, &ev, SD_END_SHUTDOWN); /* before the flow forgets its rule */
+    f->action = SD_A_PASS;
+    f->rule = 0;
+    f->trigger = SD_T_NONE;
 }
 
 /* Ends a flow's state: report it, free what it holds. The slot itself is
@@ -202,12 +237,14 @@ void sd_engine_free(struct sd_engine *e)
         free(order);
     }
     sd_flow_table_free(e->ft);
-    free(e->ext);
+    free(e->ext_mem);
     free(e->rslots);
     free(e->rmem);
     free(e->scratch);
     sd_quic_ctx_free(e->quic);
     sd_frag_free(e->frag);
+    free(e->rst);
+    free(e->rst_spare);
     free(e);
 }
 
@@ -406,6 +443,7 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
         if (k < r->n_conds)
             continue;
         f->rule = (uint16_t)(i + 1);
+        e->rst[i + 1].flows++;
         f->trigger = r->action.kind == SD_A_PASS ? SD_T_NONE : trigger_of(r, fa);
         sd__act_start(e, f, &r->action);
         if (r->action.kind != SD_A_PASS)
@@ -474,6 +512,58 @@ static void flow_open(struct sd_engine *e, uint32_t slot, struct sd_flow *f, con
     evaluate(e, slot, f, NULL, false);
 }
 
+/* ---- prefetching ---- */
+
+enum { PF_LAG = 2 }; /* announcements between fetching a bucket and reading it */
+
+static bool key_same(const struct sd_flow_key *a, const struct sd_flow_key *b)
+{
+    return memcmp(a, b, sizeof(*a)) == 0; /* keys are built zero-padded */
+}
+
+/* The hash of |k|: the one computed when its packet was announced, if it is
+ * the oldest announced packet (the announcements are consumed in order and
+ * dropped at the first packet that does not match). */
+static uint64_t announced_hash(struct sd_engine *e, const struct sd_flow_key *k)
+{
+    if (e->pf_n) {
+        unsigned i = e->pf_head;
+        if (key_same(&e->pf[i].k, k)) {
+            e->pf_head = (uint8_t)((i + 1) % SD_PREFETCH_MAX);
+            e->pf_n--;
+            return e->pf[i].h;
+        }
+        e->pf_n = 0;
+    }
+    return sd_flow_key_hash(e->ft, k);
+}
+
+void sd_engine_prefetch(struct sd_engine *e, const struct sd_pkt *pkt)
+{
+    if (!(pkt->flags & SD_PKT_L4) || (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
+        return;
+    if (e->pf_n == SD_PREFETCH_MAX) { /* too far ahead: forget the oldest */
+        e->pf_head = (uint8_t)((e->pf_head + 1) % SD_PREFETCH_MAX);
+        e->pf_n--;
+    }
+    /* The bucket announced PF_LAG packets ago has had that many packets'
+     * time to arrive: read it, and fetch its first flow (and that flow's
+     * report line). */
+    if (e->pf_n >= PF_LAG) {
+        uint32_t s = sd_flow_prefetch_first(e->ft, e->pf[(e->pf_head + e->pf_n - PF_LAG) % SD_PREFETCH_MAX].h);
+        if (s != SD_FLOW_NONE && e->ext)
+            __builtin_prefetch(&e->ext[s], 1);
+    }
+    unsigned i = (e->pf_head + e->pf_n) % SD_PREFETCH_MAX;
+    int dir;
+    sd_flow_key_make(&e->pf[i].k, pkt->family, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport, pkt->proto, &dir);
+    e->pf[i].h = sd_flow_key_hash(e->ft, &e->pf[i].k);
+    sd_flow_prefetch(e->ft, e->pf[i].h);
+    e->pf_n++;
+}
+
+/* ---- the packet ---- */
+
 static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd_verdict *v)
 {
     sweep(e, 2);
@@ -481,7 +571,7 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
     struct sd_flow_key k;
     int dir_ab;
     sd_flow_key_make(&k, pkt->family, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport, pkt->proto, &dir_ab);
-    uint64_t h = sd_flow_key_hash(e->ft, &k);
+    uint64_t h = announced_hash(e, &k);
     uint32_t slot = sd_flow_lookup(e->ft, &k, h);
     uint32_t now = now_ms(e);
     if (slot != SD_FLOW_NONE && expired(e, sd_flow_at(e->ft, slot), now)) {
@@ -525,11 +615,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
                 sd__trace(e, slot, "SYN from outside: flow no longer eligible (B1)");
             f->flags &= (uint8_t)~(SD_FF_ELIGIBLE | SD_FF_INSPECTING);
             sd__reasm_release(e, f);
-            if (f->action != SD_A_PASS) {
-                f->action = SD_A_PASS;
-                f->rule = 0;
-                f->trigger = SD_T_NONE;
-            }
+            if (f->action != SD_A_PASS)
+                action_end(e, slot, f, "remote_syn");
         }
         if ((fl & (SD_TCP_FIN | SD_TCP_RST)) && e->pol->timeouts.clear_on_fin_rst)
             end_after = true;
@@ -550,6 +637,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
             fired = evaluate(e, slot, f, &fa, true);
         }
         if (fired || done) {
+            e->st.inspect_rule += fired;
+            e->st.inspect_none += !fired;
             f->flags &= (uint8_t)~SD_FF_INSPECTING;
             sd__reasm_release(e, f);
             if (!fired)
@@ -560,9 +649,13 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
 
     if (f->action != SD_A_PASS)
         sd__act(e, f, pkt, dir, trigger_pkt, prev_ms, v);
+    struct sd_rule_stats *rs = &e->rst[f->rule];
+    rs->packets++;
+    rs->bytes += pkt->ip_len;
     if (v->kind == SD_V_DROP || v->kind == SD_V_REPLACE) {
         e->st.dropped += v->kind == SD_V_DROP;
         e->st.replaced += v->kind == SD_V_REPLACE;
+        rs->dropped++;
         if (x)
             x->dropped[dir]++;
     }
@@ -628,6 +721,15 @@ void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t no
     }
 }
 
+/* Index + 1 of the rule of |pol| named |name| with action |kind|, or 0. */
+static uint16_t find_rule(const struct sd_policy *pol, const char *name, uint8_t kind)
+{
+    for (unsigned k = 0; k < pol->n_rules; k++)
+        if (pol->rules[k].action.kind == kind && strcmp(pol->rules[k].name, name) == 0)
+            return (uint16_t)(k + 1);
+    return 0;
+}
+
 void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
 {
     const struct sd_policy *old = e->pol;
@@ -640,19 +742,25 @@ void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
         struct sd_flow *f = sd_flow_at(e->ft, s);
         if (!f->rule)
             continue;
-        const char *name = old->rules[f->rule - 1].name;
-        unsigned k;
-        for (k = 0; k < pol->n_rules; k++)
-            if (strcmp(pol->rules[k].name, name) == 0)
-                break;
-        if (k < pol->n_rules && pol->rules[k].action.kind == f->action) {
-            f->rule = (uint16_t)(k + 1);
-        } else {
+        uint16_t k = find_rule(pol, old->rules[f->rule - 1].name, f->action);
+        if (k)
+            f->rule = k;
+        else if (f->action != SD_A_PASS)
+            action_end(e, s, f, "policy");
+        else
             f->rule = 0;
-            f->action = SD_A_PASS;
-            f->trigger = SD_T_NONE;
-        }
     }
+    /* Counters follow their rule by name, like the flows (spare buffer: no allocation here). */
+    memset(e->rst_spare, 0, (SD_POLICY_MAX_RULES + 1) * sizeof(*e->rst_spare));
+    e->rst_spare[0] = e->rst[0];
+    for (unsigned k = 0; k < pol->n_rules; k++) {
+        uint16_t j = find_rule(old, pol->rules[k].name, pol->rules[k].action.kind);
+        if (j)
+            e->rst_spare[k + 1] = e->rst[j];
+    }
+    struct sd_rule_stats *t = e->rst;
+    e->rst = e->rst_spare;
+    e->rst_spare = t;
     e->pol = pol;
 }
 
@@ -679,6 +787,14 @@ void sd_engine_get_stats(const struct sd_engine *e, struct sd_engine_stats *st)
 {
     *st = e->st;
     st->flows_active = sd_flow_count(e->ft);
+    st->flow_capacity = sd_flow_capacity(e->ft);
+}
+
+size_t sd_engine_rule_stats(const struct sd_engine *e, struct sd_rule_stats *out, size_t max)
+{
+    size_t n = (size_t)e->pol->n_rules + 1;
+    memcpy(out, e->rst, SD_MIN(n, max) * sizeof(*out));
+    return n;
 }
 
 /* ---- tracking helpers ---- */
@@ -696,23 +812,27 @@ void sd__trace(struct sd_engine *e, uint32_t slot, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : SD_MIN((size_t)m, sizeof(line) - (size_t)n - 1));
     if (x->why_len + len + 2 > x->why_cap) {
-        size_t cap = x->why_cap ? x->why_cap * 2 : 512;
+        size_t cap = x->why_cap ? (size_t)x->why_cap * 2 : 512;
         while (cap < x->why_len + len + 2)
             cap *= 2;
+        if (cap > UINT32_MAX)
+            return;
         char *nw = realloc(x->why, cap);
         if (!nw)
             return;
         x->why = nw;
-        x->why_cap = cap;
+        x->why_cap = (uint32_t)cap;
     }
     memcpy(x->why + x->why_len, line, len);
-    x->why_len += len;
+    x->why_len += (uint32_t)len;
     x->why[x->why_len++] = '\n';
     x->why[x->why_len] = 0;
 }
 
 void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v)
 {
+    if (v.p)
+        e->st.names[which]++;
     if (!e->ext || !v.p)
         return;
     struct sd_flow_ext *x = &e->ext[slot];

@@ -26,15 +26,20 @@ enum {
     SD_FS_QUIC = 1 << 5,      /* the first datagram looked like QUIC */
 };
 
+enum { SD_PREFETCH_MAX = 8 }; /* packets sd_engine_prefetch may run ahead */
+
 /* Per-flow extras kept in tracking mode (pcap reports, explain). */
+/* Two cache lines: what every packet updates first, the rest after (the
+ * array is 64-byte aligned, so a packet touches one line of it). */
 struct sd_flow_ext {
-    uint64_t seq, first_ns, last_ns;
     uint64_t packets[2], bytes[2], dropped[2];
+    uint64_t last_ns;
     uint32_t npkt;            /* packets seen, for the trace */
+    uint64_t seq, first_ns;
     char *name[3];            /* sni, http host, dns qname (malloc'd once per flow) */
-    uint16_t name_len[3];
     char *why;                /* explain trace */
-    size_t why_len, why_cap;
+    uint32_t why_len, why_cap;
+    uint16_t name_len[3];
 };
 
 enum { SD_NAME_SNI = 0, SD_NAME_HOST = 1, SD_NAME_QNAME = 2 };
@@ -60,7 +65,13 @@ struct sd_engine {
     const struct sd_policy *pol;
     struct sd_engine_config cfg;
     struct sd_flow_table *ft;
-    struct sd_flow_ext *ext;  /* NULL unless cfg.track */
+    struct {                  /* packets announced by sd_engine_prefetch, oldest first */
+        struct sd_flow_key k;
+        uint64_t h;
+    } pf[SD_PREFETCH_MAX];
+    uint8_t pf_head, pf_n;
+    struct sd_flow_ext *ext;  /* NULL unless cfg.track; 64-byte aligned inside ext_mem */
+    void *ext_mem;
     uint64_t epoch_ns, now_ns;
     bool have_epoch;
     uint64_t next_seq;
@@ -74,6 +85,8 @@ struct sd_engine {
     struct sd_frag *frag;     /* held IP fragments (spec 4.4) */
     uint8_t out[128];         /* replacement packet */
     struct sd_engine_stats st;
+    struct sd_rule_stats *rst;  /* [SD_POLICY_MAX_RULES + 1]: per-rule counters, indexed like sd_flow.rule */
+    struct sd_rule_stats *rst_spare; /* same size: the remapping buffer of sd_engine_set_policy */
 };
 
 /* inspect.c: looks at the payload of |pkt| for flow |slot| in direction |dir|

@@ -97,7 +97,25 @@ static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_stor
             return SD_EIO;
         }
     }
+    if (o->hooks && o->hooks->socket) {
+        int rc = o->hooks->socket(o->hook_arg, fd, r->detail, sizeof(r->detail));
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+    }
     return fd;
+}
+
+/* Runs hook |rc| returned: on failure the measurement ends as an error. */
+static int hook_failed(struct sd_fetch_result *r, int rc)
+{
+    if (rc >= 0)
+        return 0;
+    r->end = SD_FETCH_ERROR;
+    if (!r->detail[0])
+        snprintf(r->detail, sizeof(r->detail), "hook: %s", sd_strerror(rc));
+    return -1;
 }
 
 /* Non-blocking connect with a deadline. 0, or -1 with r's end set. */
@@ -396,6 +414,9 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
     if (!o->plain) {
         r->stage = SD_FETCH_HANDSHAKE;
         ctx = client_ctx(o);
+        if (ctx && o->hooks && o->hooks->tls_ctx &&
+            hook_failed(r, o->hooks->tls_ctx(o->hook_arg, ctx, r->detail, sizeof(r->detail))))
+            goto out;
         c->ssl = ctx ? SSL_new(ctx) : NULL;
         if (!c->ssl) {
             rc = SD_ENOMEM;
@@ -407,6 +428,9 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
             rc = SD_EINVAL;
             goto out;
         }
+        if (o->hooks && o->hooks->tls_ssl &&
+            hook_failed(r, o->hooks->tls_ssl(o->hook_arg, c->ssl, c->fd, r->detail, sizeof(r->detail))))
+            goto out;
         SSL_set_connect_state(c->ssl);
         t = sd_mono_ns();
         int x = sd_tconn_handshake(c, t + hs_to);
@@ -475,7 +499,9 @@ int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
     rc = 0;
     if (do_connect(c.fd, &dst, dlen, r->start_ns + ct, r) == 0) {
         r->connect_ns = sd_mono_ns() - r->start_ns;
-        rc = run_conn(o, &c, r);
+        if (!(o->hooks && o->hooks->connected &&
+              hook_failed(r, o->hooks->connected(o->hook_arg, c.fd, r->start_ns + ct, r->detail, sizeof(r->detail)))))
+            rc = run_conn(o, &c, r);
     }
     close(c.fd);
     return rc;

@@ -50,6 +50,30 @@ struct sd_fetch_tcp {
     uint64_t bytes_acked;  /* tcpi_bytes_acked: TCP payload bytes out that the peer acknowledged */
 };
 
+struct ssl_st;
+struct ssl_ctx_st;
+
+/*
+ * Optional hooks, for the evasion harness (evade.h): each may be NULL and
+ * gets the caller's |arg|. A hook returns 0 to go on, or a negative SD_E*
+ * to end the measurement as SD_FETCH_ERROR at the current stage, with the
+ * hook's one-line reason (written into |detail|, |len| bytes) in the result.
+ *   socket          the socket is made (and bound), not yet connected:
+ *                   socket options such as TCP_MAXSEG
+ *   connected       the TCP connection is up, nothing sent yet: a proxy's
+ *                   CONNECT exchange, say; |deadline| ends the connect stage
+ *   tls_ctx         the SSL_CTX, before the SSL object is made from it
+ *                   (extensions must be registered here)
+ *   tls_ssl         the SSL object, its fd set and SNI given, before the
+ *                   handshake: BIOs may be wrapped here
+ */
+struct sd_fetch_hooks {
+    int (*socket)(void *arg, int fd, char *detail, size_t len);
+    int (*connected)(void *arg, int fd, uint64_t deadline, char *detail, size_t len);
+    int (*tls_ctx)(void *arg, struct ssl_ctx_st *ctx, char *detail, size_t len);
+    int (*tls_ssl)(void *arg, struct ssl_st *ssl, int fd, char *detail, size_t len);
+};
+
 struct sd_fetch_opts {
     const char *addr;           /* server: numeric IPv4 or IPv6 address */
     uint16_t port;
@@ -77,6 +101,8 @@ struct sd_fetch_opts {
     uint32_t max_bins;          /* capacity of bins (bytes past the last bin are counted, not binned) */
     struct sd_fetch_tcp *tcp_bins; /* optional caller storage (max_bins): the last TCP_INFO sample taken
                                       in each bin, all zero for a bin without one; zeroed by sd_fetch_run */
+    const struct sd_fetch_hooks *hooks; /* NULL for none */
+    void *hook_arg;
 };
 
 struct sd_fetch_result {

@@ -102,6 +102,16 @@ struct sd_flow *sd_flow_at(struct sd_flow_table *t, uint32_t slot);
  * SD_FLOW_NONE when |max_visit| slots were visited without finding one. */
 uint32_t sd_flow_next_used(const struct sd_flow_table *t, uint32_t *hand, uint32_t max_visit);
 
+/*
+ * Prefetching, for a caller that knows which packets come next (no effect on
+ * the table): sd_flow_prefetch starts fetching the bucket of hash |h| into
+ * the cache; a little later, sd_flow_prefetch_first reads that bucket and
+ * starts fetching its first flow, whose slot it returns (SD_FLOW_NONE for an
+ * empty bucket).
+ */
+void sd_flow_prefetch(const struct sd_flow_table *t, uint64_t h);
+uint32_t sd_flow_prefetch_first(const struct sd_flow_table *t, uint64_t h);
+
 uint32_t sd_flow_capacity(const struct sd_flow_table *t);
 uint32_t sd_flow_count(const struct sd_flow_table *t);
 
