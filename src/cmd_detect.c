@@ -57,6 +57,8 @@ static void usage(FILE *f)
             "  --seconds S        transfer length of each flow (default 12)\n"
             "  --warmup S         left out at the start: a burst allowance (default 3)\n"
             "  --down | --up      one direction only (default both)\n"
+            "  --max-mbit N       cap every flow at N Mbit/s (default 200; 0: no cap)\n"
+            "  --no-prime         no 1 s warm-up connection (as B) before measuring\n"
             "  --bind ADDR        source address\n"
             "  --seed N           letters of the made-up control\n"
             "  --json             one JSON line per name and direction\n"
@@ -68,85 +70,72 @@ static void usage(FILE *f)
             "                     TTL 1..N on fresh connections (IPv4, root; ~2 s more)\n");
 }
 
-static int parse(int argc, char **argv, struct opts *o)
+enum { O_SERVER = 256, O_LAB, O_PORT, O_PPORT, O_NOINV, O_CONTROL, O_SECONDS, O_WARMUP, O_DOWN, O_UP, O_BIND,
+       O_SEED, O_JSON, O_SERIES, O_SVG, O_TRIGGER, O_HOPS, O_MAXMBIT, O_NOPRIME };
+
+/* One option with its value |arg|. Returns NULL, or what was bad about it. */
+static const char *option(int ch, const char *arg, struct opts *o)
 {
-    enum { O_SERVER = 256, O_LAB, O_PORT, O_PPORT, O_NOINV, O_CONTROL, O_SECONDS, O_WARMUP, O_DOWN, O_UP, O_BIND,
-           O_SEED, O_JSON, O_SERIES, O_SVG, O_TRIGGER, O_HOPS };
-    static const struct option lo[] = {
-        {"server", 1, NULL, O_SERVER},   {"lab", 1, NULL, O_LAB},         {"port", 1, NULL, O_PORT},
-        {"plain-port", 1, NULL, O_PPORT}, {"no-inverted", 0, NULL, O_NOINV}, {"control", 1, NULL, O_CONTROL},
-        {"seconds", 1, NULL, O_SECONDS}, {"warmup", 1, NULL, O_WARMUP},   {"down", 0, NULL, O_DOWN},
-        {"up", 0, NULL, O_UP},           {"bind", 1, NULL, O_BIND},       {"seed", 1, NULL, O_SEED},
-        {"json", 0, NULL, O_JSON},       {"series", 0, NULL, O_SERIES},   {"svg", 1, NULL, O_SVG},
-        {"trigger", 0, NULL, O_TRIGGER}, {"hops", 1, NULL, O_HOPS},       {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     struct sd_detect_config *c = &o->cfg;
     uint64_t v;
-    int ch;
 
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        const char *bad = NULL;
-        switch (ch) {
-        case O_SERVER: c->addr = optarg; break;
-        case O_LAB: o->lab = optarg; break;
-        case O_PORT:
-        case O_PPORT:
-            if (sd_opt_u64(optarg, 65535, 0, &v) < 0 || v == 0)
-                bad = ch == O_PORT ? "--port" : "--plain-port";
-            else if (ch == O_PORT)
-                c->tls_port = (uint16_t)v;
-            else
-                c->plain_port = (uint16_t)v;
-            break;
-        case O_NOINV: c->no_inverted = true; break;
-        case O_CONTROL: c->control = optarg; break;
-        case O_SECONDS:
-            if (sd_opt_seconds(optarg, &c->seconds_ns) < 0 || c->seconds_ns < 2ull * SD_NS_PER_S ||
-                c->seconds_ns > 300ull * SD_NS_PER_S)
-                bad = "--seconds (2 to 300)";
-            break;
-        case O_WARMUP:
-            if (sd_opt_seconds(optarg, &c->warmup_ns) < 0 || c->warmup_ns > 60ull * SD_NS_PER_S)
-                bad = "--warmup (0 to 60)";
-            if (c->warmup_ns == 0)
-                c->warmup_ns = 1; /* 0 means the default: 1 ns means none */
-            break;
-        case O_DOWN: c->down = true; break;
-        case O_UP: c->up = true; break;
-        case O_BIND: c->bind_addr = optarg; break;
-        case O_SEED:
-            if (sd_opt_u64(optarg, UINT64_MAX, 0, &c->seed) < 0)
-                bad = "--seed";
-            break;
-        case O_JSON: o->json = true; break;
-        case O_SERIES: o->series = true; break;
-        case O_SVG: o->svg = optarg; break;
-        case O_TRIGGER: o->trigger = true; break;
-        case O_HOPS:
-            if (sd_opt_u64(optarg, SD_LOCATE_TTL_MAX, 0, &v) < 0 || v == 0)
-                bad = "--hops (1 to 32)";
-            o->hops = (int)v;
-            break;
-        case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
-        default:
-            fprintf(stderr, "slowdown detect: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
-            return 1000 + SD_EXIT_USAGE;
-        }
-        if (bad) {
-            fprintf(stderr, "slowdown detect: bad value '%s' for %s\n", optarg, bad);
-            return 1000 + SD_EXIT_USAGE;
-        }
+    switch (ch) {
+    case O_SERVER: c->addr = arg; break;
+    case O_LAB: o->lab = arg; break;
+    case O_PORT:
+    case O_PPORT:
+        if (sd_opt_u64(arg, 65535, 0, &v) < 0 || v == 0)
+            return ch == O_PORT ? "--port" : "--plain-port";
+        if (ch == O_PORT)
+            c->tls_port = (uint16_t)v;
+        else
+            c->plain_port = (uint16_t)v;
+        break;
+    case O_NOINV: c->no_inverted = true; break;
+    case O_CONTROL: c->control = arg; break;
+    case O_SECONDS:
+        if (sd_opt_seconds(arg, &c->seconds_ns) < 0 || c->seconds_ns < 2ull * SD_NS_PER_S ||
+            c->seconds_ns > 300ull * SD_NS_PER_S)
+            return "--seconds (2 to 300)";
+        break;
+    case O_WARMUP:
+        if (sd_opt_seconds(arg, &c->warmup_ns) < 0 || c->warmup_ns > 60ull * SD_NS_PER_S)
+            return "--warmup (0 to 60)";
+        if (c->warmup_ns == 0)
+            c->warmup_ns = 1; /* 0 means the default: 1 ns means none */
+        break;
+    case O_DOWN: c->down = true; break;
+    case O_UP: c->up = true; break;
+    case O_BIND: c->bind_addr = arg; break;
+    case O_SEED:
+        if (sd_opt_u64(arg, UINT64_MAX, 0, &c->seed) < 0)
+            return "--seed";
+        break;
+    case O_JSON: o->json = true; break;
+    case O_SERIES: o->series = true; break;
+    case O_SVG: o->svg = arg; break;
+    case O_TRIGGER: o->trigger = true; break;
+    case O_HOPS:
+        if (sd_opt_u64(arg, SD_LOCATE_TTL_MAX, 0, &v) < 0 || v == 0)
+            return "--hops (1 to 32)";
+        o->hops = (int)v;
+        break;
+    case O_NOPRIME: c->no_prime = true; break;
+    case O_MAXMBIT:
+        if (sd_opt_u64(arg, 1000000, 0, &v) < 0)
+            return "--max-mbit (0 to 1000000)";
+        c->max_kbps = v ? v * 1000 : SD_DETECT_UNCAPPED;
+        break;
     }
-    for (; optind < argc; optind++) {
-        if (o->n_names == MAX_NAMES) {
-            fprintf(stderr, "slowdown detect: at most %d names\n", MAX_NAMES);
-            return 1000 + SD_EXIT_USAGE;
-        }
-        o->names[o->n_names++] = argv[optind];
-    }
+    return NULL;
+}
+
+/* The options together: server, names, warm-up. 0 or 1000 + an exit status. */
+static int check(struct opts *o)
+{
+    struct sd_detect_config *c = &o->cfg;
+    uint8_t a[16];
+
     if (!o->n_names || (!c->addr && !o->lab)) {
         fprintf(stderr, "slowdown detect: needs --server ADDR (or --lab ID) and at least one NAME (see --help)\n");
         return 1000 + SD_EXIT_USAGE;
@@ -157,7 +146,6 @@ static int parse(int argc, char **argv, struct opts *o)
     }
     if (o->lab && !c->addr)
         c->addr = SD_LAB_SERVER4;
-    uint8_t a[16];
     if (inet_pton(AF_INET, c->addr, a) != 1 && inet_pton(AF_INET6, c->addr, a) != 1) {
         fprintf(stderr, "slowdown detect: bad server address '%s' (a numeric IPv4 or IPv6 address)\n", c->addr);
         return 1000 + SD_EXIT_USAGE;
@@ -174,6 +162,46 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     return 0;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {
+        {"server", 1, NULL, O_SERVER},   {"lab", 1, NULL, O_LAB},         {"port", 1, NULL, O_PORT},
+        {"plain-port", 1, NULL, O_PPORT}, {"no-inverted", 0, NULL, O_NOINV}, {"control", 1, NULL, O_CONTROL},
+        {"seconds", 1, NULL, O_SECONDS}, {"warmup", 1, NULL, O_WARMUP},   {"down", 0, NULL, O_DOWN},
+        {"up", 0, NULL, O_UP},           {"bind", 1, NULL, O_BIND},       {"seed", 1, NULL, O_SEED},
+        {"json", 0, NULL, O_JSON},       {"series", 0, NULL, O_SERIES},   {"svg", 1, NULL, O_SVG},
+        {"trigger", 0, NULL, O_TRIGGER}, {"hops", 1, NULL, O_HOPS},       {"max-mbit", 1, NULL, O_MAXMBIT},
+        {"no-prime", 0, NULL, O_NOPRIME}, {"help", 0, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    int ch;
+
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (ch == 'h') {
+            usage(stdout);
+            return 1000 + SD_EXIT_OK;
+        }
+        if (ch < O_SERVER) {
+            fprintf(stderr, "slowdown detect: unknown or incomplete option '%s' (see --help)\n", argv[optind - 1]);
+            return 1000 + SD_EXIT_USAGE;
+        }
+        const char *bad = option(ch, optarg, o);
+        if (bad) {
+            fprintf(stderr, "slowdown detect: bad value '%s' for %s\n", optarg, bad);
+            return 1000 + SD_EXIT_USAGE;
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (o->n_names == MAX_NAMES) {
+            fprintf(stderr, "slowdown detect: at most %d names\n", MAX_NAMES);
+            return 1000 + SD_EXIT_USAGE;
+        }
+        o->names[o->n_names++] = argv[optind];
+    }
+    return check(o);
 }
 
 /* ---- output ---- */

@@ -1,30 +1,35 @@
 /*
  * detect.c - the throttling detector (see detect.h).
  *
- * Measurement: one thread per flow (A, B, C in each direction asked for),
- * released together by a barrier, each running one sd_fetch_run with its own
- * series storage. Threads keep each connection a straight line of code and
- * start at the same moment, which is what "shared path conditions" needs;
- * the flows are few (at most six), so threads cost nothing worth a poll loop.
+ * Measurement: a 1 s warm-up connection each way (as B), then one thread
+ * per flow (A, B, C in each direction asked for), released together once
+ * all exist, each running one sd_fetch_run with its own series storage and
+ * the same absolute end. Threads keep each connection a straight line of
+ * code and start at the same moment, which is what "shared path conditions"
+ * needs; the flows are few (at most six), so threads cost nothing worth a
+ * poll loop. Every flow is capped (200 Mbit/s by default).
  *
  * Judgement, per direction (sd_detect_judge, pure):
  *
  *   1. How each flow ended: flowing to the end, or connect failure, reset,
  *      handshake timeout, freeze (data stopped for good: a trailing silence
- *      of >= max(3 s, 30% of the transfer)), other error.
+ *      of >= max(4 s, half the transfer)), other error. A failure of A that
+ *      the path explains (the controls barely moved during A's silence; B's
+ *      handshake or connect was slow too) is not a block.
  *   2. Features of each flowing series after the warm-up (stats.h): steady
- *      goodput, plateau, silences, RTT rise, loss.
- *   3. The verdict:
- *        A failed                    -> blocked (kind = how), scope by
- *                                       whether B and C failed too; all
- *                                       flows unable to connect -> inconclusive
- *        A/B < 0.1, KS p(A<B) < 1e-4 -> throttled, scope name
- *        A/C < 0.1 (B as slow as A)  -> throttled, scope tls
- *        A/X < 0.3, KS significant   -> inconclusive (gray zone)
- *        no control flowed           -> inconclusive
- *        otherwise                   -> not_throttled
+ *      goodput, plateau, silences, RTT rise, loss; its mechanism.
+ *   3. The verdict, against the slower control as the reference:
+ *        A failed                     -> blocked (kind = how), scope by
+ *                                        whether B and C failed too; all
+ *                                        flows unable to connect -> inconclusive
+ *        A/ref < 0.1, KS p(A<ref) < 1e-4, and a limiter visible (A has a
+ *        plateau, or ref >= 2 Mbit/s) -> throttled, scope name
+ *        A and B alike with plateaus, both < 0.1 C -> throttled, scope tls
+ *        A/ref < 0.3, KS significant  -> inconclusive (gray zone)
+ *        no control flowed            -> inconclusive
+ *        otherwise                    -> not_throttled
  *      The kind of a throttle is A's mechanism: policing, shaping, loss
- *      (no plateau) or limited (a plateau of unknown cause).
+ *      (random drops, or no plateau) or limited.
  *   4. Rate estimate: the least-squares slope of A's cumulative payload over
  *      the steady window (robust to a bucket's content at either end),
  *      converted to IP bytes as a policer counts them:
@@ -61,6 +66,7 @@ enum {
     CONNECT_TIMEOUT_S = 4,
     HANDSHAKE_TIMEOUT_S = 6,
     SETUP_ALLOWANCE_MS = 1000, /* the run lasts seconds + this: time for connects and handshakes */
+    PRIME_MS = 1000,           /* the warm-up connection */
     FIRST_MAX = 4096,
     TLS_RECORD_OVERHEAD = 22, /* TLS 1.3: header 5, tag 16, content type 1 */
     TLS_RECORD = 16384,
@@ -210,6 +216,11 @@ static void base_opts(const struct sd_detect_config *cfg, const struct sd_detect
     o->handshake_timeout_ns = HANDSHAKE_TIMEOUT_S * (uint64_t)SD_NS_PER_S;
     /* Past the end: a freeze must show as a silence in the series, not end it. */
     o->idle_timeout_ns = res->seconds_ns + 2ull * SD_NS_PER_S;
+    /* A cap keeps the controls from eating the CPU that a vantage point (or the
+     * lab's userspace censor) needs: 200 Mbit/s still puts a 128 kbit/s policer
+     * at a ratio of 0.0006, and a 10x loss throttle of a 20 Mbit/s flow well below 0.1. */
+    uint64_t kbps = cfg->max_kbps ? cfg->max_kbps : SD_DETECT_DEFAULT_MAX_KBPS;
+    o->max_rate = kbps == SD_DETECT_UNCAPPED ? 0 : kbps * 125;
 }
 
 /* Memory for all series: one block. */
@@ -702,6 +713,34 @@ static void prepare(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uint
     }
 }
 
+/*
+ * One second of download and upload as control B, before the measurement
+ * (the sender's metrics are the client's in an upload). Linux keeps
+ * per-destination TCP metrics (RTT, variance) from earlier connections; on a
+ * destination it never reached, a policed flow started cold in the lab fell
+ * into retransmission-timeout backoff for the whole run (60-110 kbit/s
+ * against a 128 kbit/s policer, no plateau), where the same flow after any
+ * earlier connection of a second ran at the policer's rate. The measurement
+ * should see the path, not the client's first contact with it.
+ */
+static void prime(const struct sd_detect_config *cfg, const struct sd_detect_result *res)
+{
+    struct sd_fetch_opts o[2];
+    struct sd_fetch_result r[2];
+    int rc[2];
+
+    for (int dir = 0; dir < 2; dir++) {
+        base_opts(cfg, res, (uint8_t)dir, &o[dir]);
+        o[dir].port = cfg->tls_port ? cfg->tls_port : 443;
+        o[dir].sni = res->control;
+        o[dir].duration_ns = PRIME_MS * (uint64_t)SD_NS_PER_MS;
+        o[dir].idle_timeout_ns = o[dir].duration_ns;
+        o[dir].handshake_timeout_ns = o[dir].connect_timeout_ns = 2ull * SD_NS_PER_S;
+    }
+    /* Whatever happens: the measurement will see it too. */
+    sd_detect_fetch_many(o, r, rc, 2, (PRIME_MS + 500) * (uint64_t)SD_NS_PER_MS);
+}
+
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -752,6 +791,8 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
         }
         n += k;
     }
+    if (!cfg->no_prime)
+        prime(cfg, res);
     /* Both directions at once. One after the other would fit fewer seconds
      * into the budget, and on a bloated path the second phase would start
      * behind the first one's queue (seconds of it behind a 1 Mbit/s shaper

@@ -76,7 +76,9 @@ struct sd_detect_config {
     uint64_t seconds_ns;    /* transfer per flow; 0: 12 s */
     uint64_t warmup_ns;     /* left out of the steady window; 0: 3 s */
     uint64_t bin_ns;        /* series bin; 0: 10 ms */
+    uint64_t max_kbps;      /* cap on every flow, kbit/s of payload; 0: 200 Mbit/s; SD_DETECT_UNCAPPED: none */
     uint64_t seed;          /* letters of the made-up control */
+    bool no_prime;          /* skip the 1 s warm-up connection before the measurement */
 };
 
 struct sd_detect_flow {
@@ -123,7 +125,10 @@ enum {
     SD_DETECT_NAME_MAX = 253,
     SD_DETECT_MAX_BINS = 4096, /* bins per series: longer runs get wider bins */
     SD_DETECT_MAX_PARALLEL = 64,
+    SD_DETECT_DEFAULT_MAX_KBPS = 200000,
 };
+
+#define SD_DETECT_UNCAPPED UINT64_MAX
 
 /*
  * Writes into |out| (capacity |cap|) an innocuous name of the same length
@@ -137,13 +142,15 @@ enum {
 int sd_detect_control_name(const char *name, uint64_t seed, char *out, size_t cap);
 
 /*
- * Runs the measurement of |cfg| (blocking, at most connect 3 s + handshake
- * 4 s + seconds) and judges it into |res|, which owns memory afterwards:
+ * Runs the measurement of |cfg| (blocking: a 1 s warm-up connection, then
+ * seconds + 1 s at most, connects and handshakes included) and judges it
+ * into |res|, which owns memory afterwards:
  * release it with sd_detect_result_free. Threads are made per flow; they
- * inherit the caller's network namespace. Returns 0 when the measurement
- * ran whatever it found, SD_EINVAL for bad options (no address or name, an
- * unparsable address, a name OpenSSL refuses), SD_ENOMEM, SD_EIO when a
- * thread could not be made.
+ * inherit the caller's network namespace. The process must ignore SIGPIPE
+ * (fetch.h). Returns 0 when the measurement ran whatever it found (a flow
+ * whose thread could not be made counts as failed), SD_EINVAL for bad
+ * options (no address or name, an unparsable address, a name OpenSSL
+ * refuses), SD_ENOMEM.
  */
 int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *res);
 

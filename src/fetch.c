@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -75,6 +76,10 @@ static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_stor
         return SD_EIO;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (o->max_rate && o->dir == SD_FETCH_UP) {
+        unsigned long rate = (unsigned long)o->max_rate;
+        setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof(rate));
+    }
     if (o->bind_addr || o->src_port) {
         struct sockaddr_storage src;
         socklen_t slen;
@@ -240,6 +245,18 @@ static uint64_t transfer_deadline(const struct sd_fetch_opts *o, uint64_t t0, ui
     return o->deadline_ns ? SD_MIN(d, o->deadline_ns) : d;
 }
 
+/* A paced download: 0 when |bytes| may grow now, else the time it may (the
+ * rate's allowance since t0, plus one chunk of slack). */
+static uint64_t pace_hold(const struct sd_fetch_opts *o, uint64_t t0, uint64_t bytes, uint64_t now)
+{
+    if (!o->max_rate)
+        return 0;
+    uint64_t allowed = CHUNK + (now - t0) / 1000 * o->max_rate / 1000000;
+    if (bytes < allowed)
+        return 0;
+    return t0 + (bytes - CHUNK + 1) * 1000000 / o->max_rate * 1000 + 1000;
+}
+
 static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uint64_t t0, uint64_t bin_ns,
                           uint64_t idle_ns, struct sd_fetch_result *r)
 {
@@ -252,7 +269,8 @@ static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uin
         size_t want = sizeof(buf);
         if (o->bytes && o->bytes - r->bytes < want)
             want = (size_t)(o->bytes - r->bytes);
-        int n = sd_tconn_read(c, buf, want);
+        uint64_t hold = pace_hold(o, t0, r->bytes, sd_mono_ns());
+        int n = hold ? 0 : sd_tconn_read(c, buf, want);
         uint64_t now = sd_mono_ns();
         if (n < 0) {
             code_end(r, n, c, "transfer");
@@ -285,6 +303,16 @@ static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uin
         uint64_t wake = next_wake(deadline, last, idle_ns);
         if (o->tcp_bins)
             wake = SD_MIN(wake, t0 + (sampled_bin + 1) * bin_ns);
+        if (hold) {
+            /* Ahead of the cap: let the receive window fill, not idle. */
+            uint64_t until = SD_MIN(wake, hold);
+            if (until > now) {
+                struct timespec ts = {(time_t)((until - now) / SD_NS_PER_S), (long)((until - now) % SD_NS_PER_S)};
+                nanosleep(&ts, NULL);
+            }
+            last = sd_mono_ns();
+            continue;
+        }
         if (!sd_tconn_wait(c->fd, c->want, wake)) {
             now = sd_mono_ns();
             if (now >= deadline) {

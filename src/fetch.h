@@ -90,6 +90,9 @@ struct sd_fetch_opts {
     uint64_t duration_ns;       /* stop after this long of transfer (0: no time limit) */
     uint64_t deadline_ns;       /* CLOCK_MONOTONIC time the transfer stops at, whatever the phases
                                    before took (0: none); the earlier of this and duration_ns wins */
+    uint64_t max_rate;          /* cap in payload bytes per second (0: none): uploads are paced by
+                                   the kernel (SO_MAX_PACING_RATE), downloads by reading no faster
+                                   (the receive window then holds the sender back) */
     uint64_t bin_ns;            /* series bin width (0: 100 ms) */
     uint64_t connect_timeout_ns;   /* 0: 5 s */
     uint64_t handshake_timeout_ns; /* 0: 10 s */

@@ -268,10 +268,15 @@ struct leaf {
     bool resolved;
 };
 
-/* The search's scratch, on the heap: probes of a round, regions to halve, leaves, masked hellos. */
+/* The search's state, on the heap: probes of a round, regions to halve,
+ * leaves found, masked hellos. */
 struct work {
+    const struct sd_locate_config *cfg;
+    uint64_t window;
+    uint32_t budget, par;
     struct probe pr[SD_HELLO_FIELDS_MAX + 2 + 2 * SD_LOCATE_REGIONS_MAX];
     struct leaf pend[SD_LOCATE_REGIONS_MAX], next[SD_LOCATE_REGIONS_MAX], leaves[SD_HELLO_MAX];
+    int n_pend, n_leaves;
     uint8_t masked[SD_DETECT_MAX_PARALLEL][SD_HELLO_MAX];
 };
 
@@ -288,21 +293,88 @@ static void finish(struct sd_trigger_result *res, struct leaf *lv, int n)
         add_region(res, lv[i].off, lv[i].len, lv[i].resolved);
 }
 
+/* Round 0: the hello as is, wholly inverted, and each field alone. */
+static void first_round(struct work *w, struct sd_trigger_result *res)
+{
+    struct probe *pr = w->pr;
+    int n = 0;
+
+    pr[n++] = (struct probe){0, 0, -1, false};
+    pr[n++] = (struct probe){0, (uint16_t)res->hello_len, -1, false};
+    for (int f = 0; f < res->n_fields; f++)
+        pr[n++] = (struct probe){res->fields[f].off, res->fields[f].len, f, false};
+    run_probes(w->cfg, res, pr, n, w->par, w->window, w->masked);
+    res->probes = (uint32_t)n;
+    res->baseline = pr[0].triggered;
+    res->inverted = pr[1].triggered;
+    if (!res->baseline || res->inverted)
+        return;
+    for (int i = 2; i < n; i++) {
+        res->field_matters[pr[i].field] = !pr[i].triggered;
+        if (pr[i].triggered)
+            continue;
+        struct leaf l = {pr[i].off, pr[i].len, true};
+        if (pr[i].len == 1)
+            w->leaves[w->n_leaves++] = l;
+        else if (w->n_pend < SD_LOCATE_REGIONS_MAX)
+            w->pend[w->n_pend++] = l;
+    }
+}
+
+/* One round of halving the regions that matter; false when the budget allows none. */
+static bool halve_round(struct work *w, struct sd_trigger_result *res)
+{
+    struct probe *pr = w->pr;
+    int n_next = 0, m = 0, take = 0;
+
+    while (take < w->n_pend && res->probes + 2 * ((uint32_t)take + 1) <= w->budget)
+        take++;
+    for (int i = 0; i < take; i++) {
+        uint16_t h = (uint16_t)(w->pend[i].len / 2);
+        pr[m++] = (struct probe){w->pend[i].off, h, i, false};
+        pr[m++] = (struct probe){(uint16_t)(w->pend[i].off + h), (uint16_t)(w->pend[i].len - h), i, false};
+    }
+    for (int i = take; i < w->n_pend; i++) {
+        w->pend[i].resolved = false; /* out of budget */
+        w->leaves[w->n_leaves++] = w->pend[i];
+    }
+    if (take == 0)
+        return false;
+    run_probes(w->cfg, res, pr, m, w->par, w->window, w->masked);
+    res->probes += (uint32_t)m;
+    for (int i = 0; i < take; i++) {
+        struct probe *a = &pr[2 * i], *b = &pr[2 * i + 1];
+        if (a->triggered && b->triggered) {
+            w->leaves[w->n_leaves++] = w->pend[i]; /* needed as a whole */
+            continue;
+        }
+        for (struct probe *p = a; p <= b; p++) {
+            if (p->triggered)
+                continue;
+            struct leaf l = {p->off, p->len, true};
+            if (p->len == 1 || n_next == SD_LOCATE_REGIONS_MAX)
+                w->leaves[w->n_leaves++] = l;
+            else
+                w->next[n_next++] = l;
+        }
+    }
+    memcpy(w->pend, w->next, sizeof(w->next[0]) * (size_t)n_next);
+    w->n_pend = n_next;
+    return true;
+}
+
 int sd_locate_trigger(const struct sd_locate_config *cfg, struct sd_trigger_result *res)
 {
     struct work *w;
-    uint64_t window;
-    uint32_t budget, par;
-    int n = 0, n_pend = 0, n_leaves = 0, rc = 0;
+    int rc = 0;
 
     memset(res, 0, sizeof(*res));
     if (!cfg->addr || !cfg->name || !cfg->threshold_bytes)
         return SD_EINVAL;
-    defaults(cfg, &window, &budget, &par);
     if (!(w = calloc(1, sizeof(*w))))
         return SD_ENOMEM;
-    struct probe *pr = w->pr;
-    struct leaf *pend = w->pend, *next = w->next, *leaves = w->leaves;
+    w->cfg = cfg;
+    defaults(cfg, &w->window, &w->budget, &w->par);
     uint64_t t0 = sd_mono_ns();
     int len = sd_fetch_client_hello(cfg->name, res->hello, sizeof(res->hello));
     if (len < 0) {
@@ -315,65 +387,12 @@ int sd_locate_trigger(const struct sd_locate_config *cfg, struct sd_trigger_resu
         rc = SD_EPROTO;
         goto out;
     }
-    /* Round 0. */
-    pr[n++] = (struct probe){0, 0, -1, false};
-    pr[n++] = (struct probe){0, (uint16_t)len, -1, false};
-    for (int f = 0; f < res->n_fields; f++)
-        pr[n++] = (struct probe){res->fields[f].off, res->fields[f].len, f, false};
-    run_probes(cfg, res, pr, n, par, window, w->masked);
-    res->probes = (uint32_t)n;
-    res->baseline = pr[0].triggered;
-    res->inverted = pr[1].triggered;
+    first_round(w, res);
     if (!res->baseline || res->inverted)
         goto out;
-    for (int i = 2; i < n; i++) {
-        res->field_matters[pr[i].field] = !pr[i].triggered;
-        if (pr[i].triggered)
-            continue;
-        struct leaf l = {pr[i].off, pr[i].len, true};
-        if (pr[i].len == 1)
-            leaves[n_leaves++] = l;
-        else if (n_pend < SD_LOCATE_REGIONS_MAX)
-            pend[n_pend++] = l;
-    }
-    /* Rounds of halving. */
-    while (n_pend > 0) {
-        int n_next = 0, m = 0, take = 0;
-        while (take < n_pend && res->probes + 2 * ((uint32_t)take + 1) <= budget)
-            take++;
-        for (int i = 0; i < take; i++) {
-            uint16_t h = (uint16_t)(pend[i].len / 2);
-            pr[m++] = (struct probe){pend[i].off, h, i, false};
-            pr[m++] = (struct probe){(uint16_t)(pend[i].off + h), (uint16_t)(pend[i].len - h), i, false};
-        }
-        for (int i = take; i < n_pend; i++) {
-            pend[i].resolved = false; /* out of budget */
-            leaves[n_leaves++] = pend[i];
-        }
-        if (take == 0)
-            break;
-        run_probes(cfg, res, pr, m, par, window, w->masked);
-        res->probes += (uint32_t)m;
-        for (int i = 0; i < take; i++) {
-            struct probe *a = &pr[2 * i], *b = &pr[2 * i + 1];
-            if (a->triggered && b->triggered) {
-                leaves[n_leaves++] = pend[i]; /* needed as a whole */
-                continue;
-            }
-            for (struct probe *p = a; p <= b; p++) {
-                if (p->triggered)
-                    continue;
-                struct leaf l = {p->off, p->len, true};
-                if (p->len == 1 || n_next == SD_LOCATE_REGIONS_MAX)
-                    leaves[n_leaves++] = l;
-                else
-                    next[n_next++] = l;
-            }
-        }
-        memcpy(pend, next, sizeof(next[0]) * (size_t)n_next);
-        n_pend = n_next;
-    }
-    finish(res, leaves, n_leaves);
+    while (w->n_pend > 0 && halve_round(w, res))
+        ;
+    finish(res, w->leaves, w->n_leaves);
 out:
     res->seconds = (double)(sd_mono_ns() - t0) / 1e9;
     free(w);

@@ -41,17 +41,14 @@ int sd_replay_parse(const uint8_t *p, const uint8_t *end, struct sd_serve_req *r
     size_t avail = (size_t)(end - p);
 
     memset(req, 0, sizeof(*req));
-    if (avail >= 1 && p[0] != INV_HANDSHAKE)
+    /* The flight is written at once and fits a segment: until a byte after
+     * the record is here, this is an inverted ClientHello alone (XUE21's
+     * control without a request), which must not wait for anything. */
+    if (avail < REC_HDR || p[0] != INV_HANDSHAKE || p[1] != INV_MAJOR)
         return SD_EPROTO;
-    if (avail >= 2 && p[1] != INV_MAJOR)
-        return SD_EPROTO;
-    if (avail < REC_HDR)
-        return SD_EAGAIN;
     size_t rec = (size_t)(uint16_t)~sd_rd16be(p + 3);
-    if (rec == 0 || rec > SD_REPLAY_RECORD_MAX)
+    if (rec == 0 || rec > SD_REPLAY_RECORD_MAX || avail < REC_HDR + rec + 1)
         return SD_EPROTO;
-    if (avail < REC_HDR + rec + 1)
-        return SD_EAGAIN;
     const uint8_t *q = p + REC_HDR + rec;
     size_t n = SD_MIN((size_t)(end - q), sizeof(plain));
     for (size_t i = 0; i < n; i++)

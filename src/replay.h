@@ -38,10 +38,13 @@ int sd_replay_build(const uint8_t *hello, size_t hello_len, const char *req, siz
 /*
  * Parses the start of [p, end) as an inverted first flight. Returns the bytes
  * it takes up (the record and the request line; |req| filled), SD_EAGAIN when
- * the bytes so far can still become one, SD_EPROTO when they cannot (not an
- * inverted handshake record, a record over SD_REPLAY_RECORD_MAX, or no
- * request after it). Reads only [p, end); copies at most SD_SERVE_REQ_MAX
- * bytes to a stack buffer.
+ * a request has begun after a whole record but is not complete yet,
+ * SD_EPROTO otherwise: not an inverted handshake record, a record over
+ * SD_REPLAY_RECORD_MAX, a record not complete or with nothing after it yet
+ * (the flight is written at once, within one segment: an inverted
+ * ClientHello alone must not make the server wait), or no request after it.
+ * Reads only [p, end); copies at most SD_SERVE_REQ_MAX bytes to a stack
+ * buffer.
  */
 int sd_replay_parse(const uint8_t *p, const uint8_t *end, struct sd_serve_req *req);
 

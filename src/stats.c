@@ -348,12 +348,12 @@ int sd_stats_mechanism(const struct sd_series_stats *st)
     bool scattered = st->lost_is_ooo && st->loss_frac >= SCATTERED_OOO_FRAC;
     bool lossy = !st->lost_is_ooo && st->loss_frac >= LOSSY_FRAC;
 
+    /* Losses outrank delay: a shaper queues and seldom drops, while a
+     * userspace box on a busy machine adds delay to anything it polices. */
     if (!plateau)
         return SD_MECH_NOISY;
     if (scattered)
         return SD_MECH_LOSS;
-    if (queue && !bursty)
-        return SD_MECH_SHAPING;
     if (bursty)
         return SD_MECH_POLICING;
     if (lossy)

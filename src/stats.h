@@ -137,8 +137,8 @@ enum sd_mechanism {
  *   bursty    = silences cover >= 25% of the steady window
  *   scattered = out-of-order arrivals are >= 30% of the segments
  *   lossy     = >= 5% of the segments were lost (retransmitted)
- * and, in order: no plateau -> NOISY; scattered -> LOSS; queue and not
- * bursty -> SHAPING; bursty -> POLICING; lossy -> LOSS; else STEADY.
+ * and, in order: no plateau -> NOISY; scattered -> LOSS; bursty ->
+ * POLICING; lossy -> LOSS; queue -> SHAPING; else STEADY.
  */
 int sd_stats_mechanism(const struct sd_series_stats *st);
 

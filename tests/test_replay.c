@@ -1,10 +1,11 @@
 /*
  * test_replay.c - the inverted first flight of the detector's control C:
  * built from a real OpenSSL ClientHello, every byte inverted, parsed back
- * for each request form; every prefix is "incomplete", other bytes are "not
- * one"; inputs end flush against a PROT_NONE page; and end to end, a
- * `slowdown serve` on loopback sinks an inverted upload and sends an
- * inverted download for the seconds the inverted request asked.
+ * for each request form; prefixes up to the record are "not one" (an
+ * inverted hello alone must not wait), inside the request "incomplete"; inputs end flush against a PROT_NONE page; and end to end, a
+ * `slowdown serve` on loopback sinks an inverted upload, sends an inverted
+ * download for the seconds the inverted request asked, and answers an
+ * inverted ClientHello alone at once.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -78,10 +79,12 @@ static void test_parse(void **state)
     assert_int_equal(r.mode, SD_SERVE_SEND);
     assert_int_equal(r.bytes, 1000);
     assert_true(r.http);
-    /* Every proper prefix is incomplete. */
+    /* Prefixes: up to the whole record, not a flight (an inverted hello alone
+     * must not wait); inside the request, incomplete. */
     len = make("example.org", "POST /echo\n", buf, sizeof(buf));
+    int rec = len - 11;
     for (int k = 0; k < len; k++)
-        assert_int_equal(sd_replay_parse(buf, buf + k, &r), SD_EAGAIN);
+        assert_int_equal(sd_replay_parse(buf, buf + k, &r), k <= rec ? SD_EPROTO : SD_EAGAIN);
     assert_int_equal(sd_replay_parse(buf, buf + len, &r), len);
     assert_int_equal(r.mode, SD_SERVE_ECHO);
 }
@@ -134,7 +137,7 @@ static void test_guard_page(void **state)
         struct sd_serve_req r;
         memcpy(p, flight, (size_t)k);
         int rc = sd_replay_parse(p, p + k, &r);
-        assert_int_equal(rc, k == len ? len : SD_EAGAIN);
+        assert_int_equal(rc, k == len ? len : k <= len - 20 ? SD_EPROTO : SD_EAGAIN);
     }
     munmap(map, (size_t)page * 2);
 }
@@ -225,6 +228,21 @@ static void test_serve(void **state)
     assert_int_equal(wait_reports(&srv, 2), 2);
     assert_int_equal(srv.last.mode, SD_SERVE_SEND);
     assert_true(srv.last.request);
+
+    /* An inverted ClientHello alone (XUE21's control, no request): the
+     * default mode at once, not after the server's one-second wait. */
+    uint8_t hello[2048];
+    int n = sd_fetch_client_hello("twitter.com", hello, sizeof(hello));
+    for (int i = 0; i < n; i++)
+        hello[i] = (uint8_t)~hello[i];
+    o.first = hello;
+    o.first_len = (size_t)n;
+    o.duration_ns = 300 * (uint64_t)SD_NS_PER_MS;
+    assert_int_equal(sd_fetch_run(&o, &r), 0);
+    assert_true(r.bytes > 0);
+    assert_true(r.ttfb_ns < 300 * (uint64_t)SD_NS_PER_MS);
+    assert_int_equal(wait_reports(&srv, 3), 3);
+    assert_false(srv.last.request);
 
     assert_int_equal(write(srv.stop[1], "x", 1), 1);
     pthread_join(srv.tid, NULL);

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# slowdown detect against the later TSPU behaviours: tw22-block (SNI-I, the
+# slowdown detect against the later TSPU blocks: tw22-block (SNI-I, the
 # server's answer replaced by RST) gives blocked/rst; cdn25-16k (the server's
 # address frozen after 16 KB per connection, every SNI alike) gives a
 # blocked/freeze download after 16-20 KB of TCP payload, scope all, and an
-# upload that is not throttled; yt24-loss (random loss, no fixed rate) gives
-# throttled/loss.
+# upload that is not throttled. (yt24-loss: lab_detect_loss.sh.)
 . "$(dirname "$0")/lablib.bash"
 need_lab
 
-# verdict LABEL OUT DIRECTION VERDICT KIND
+# expect LABEL OUT DIRECTION VERDICT KIND: the line of DIRECTION has VERDICT (and KIND unless "")
 expect() {
     local line
     line=$(echo "$2" | grep "\"direction\":\"$3\"")
@@ -37,13 +36,6 @@ n=$(echo "$line" | json_num blocked_after_bytes)
 [ "$n" -ge 16384 ] && [ "$n" -le 20480 ] || fail "cdn25-16k: frozen after $n bytes, expected 16-20 KB"
 echo "ok: cdn25-16k froze after $n bytes"
 expect cdn25-16k "$out" up not_throttled ""
-"$SD_BIN" lab down "$id" || fail "lab down"
-
-id=dyt$$
-lab_up "$id" --preset yt24-loss
-out=$("$SD_BIN" detect --lab "$id" --json rr4---sn-abc.googlevideo.com)
-expect yt24-loss "$out" down throttled loss
-expect yt24-loss "$out" up throttled loss
 "$SD_BIN" lab down "$id" || fail "lab down"
 assert_gone "$id"
 echo PASS
