@@ -5,9 +5,10 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config
-      libpcap-dev libnetfilter-queue-dev libmnl-dev libssl-dev libcmocka-dev
+      libpcap-dev libnetfilter-queue-dev libmnl-dev libssl-dev libcmocka-dev libcurl4-openssl-dev curl
       openssl iproute2 iptables tcpdump iperf3 procps kmod
-      clang-14 libclang-rt-14-dev libndpi-bin)
+      clang-14 libclang-rt-14-dev libndpi-bin
+      valgrind cppcheck clang-tidy-14)
 
 missing=()
 for p in "${PKGS[@]}"; do

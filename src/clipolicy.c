@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "central.h"
 #include "clipolicy.h"
 #include "names.h"
 #include "timeline.h"
@@ -72,7 +73,7 @@ int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const ch
             fprintf(stderr, "slowdown %s: --preset and --at exclude each other\n", cmd);
             return 2;
         }
-        if (sd_time_parse(arg, &t)) {
+        if (!sd_central_is_url(arg) && sd_time_parse(arg, &t)) {
             fprintf(stderr, "slowdown %s: --at: invalid time '%s' (use e.g. 2021-03-10T09:00Z)\n", cmd, arg);
             return 2;
         }
@@ -80,6 +81,37 @@ int sd_clipolicy_opt(struct sd_clipolicy *cp, const char *cmd, int opt, const ch
         return 0;
     }
     return 2;
+}
+
+/* The fetched text of URL |url| into |p|, |n|; false with the error printed. */
+static bool url_text(const struct sd_clipolicy *cp, const char *cmd, const char *url, const char **p, size_t *n)
+{
+    if (!cp->url_text) {
+        fprintf(stderr, "slowdown %s: %s: policy URLs are for slowdown run (fetch it, then give the file)\n", cmd,
+                url);
+        return false;
+    }
+    if (cp->url_text(cp->url_arg, url, p, n) != 0) {
+        fprintf(stderr, "slowdown %s: %s: no text fetched\n", cmd, url);
+        return false;
+    }
+    return true;
+}
+
+/* The value of --preset or --at: itself, or the first word of its URL's text (into |buf|). NULL on error. */
+static const char *word_of(const struct sd_clipolicy *cp, const char *cmd, const char *v, char *buf, size_t cap)
+{
+    const char *p;
+    size_t n;
+    if (!sd_central_is_url(v))
+        return v;
+    if (!url_text(cp, cmd, v, &p, &n))
+        return NULL;
+    if (sd_central_first_word(p, n, buf, cap) != 0) {
+        fprintf(stderr, "slowdown %s: %s: expected one word (a preset name or a time), found none\n", cmd, v);
+        return NULL;
+    }
+    return buf;
 }
 
 static struct sd_policy *report(struct sd_policy_builder *b, const char *cmd, const struct sd_policy_error *err)
@@ -103,10 +135,14 @@ struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *
         fprintf(stderr, "slowdown %s: out of memory\n", cmd);
         return NULL;
     }
+    char word[128];
     if (cp->at) {
         int64_t t;
-        if (sd_time_parse(cp->at, &t)) {
-            fprintf(stderr, "slowdown %s: --at: invalid time '%s' (use e.g. 2021-03-10T09:00Z)\n", cmd, cp->at);
+        const char *at = word_of(cp, cmd, cp->at, word, sizeof(word));
+        if (!at || sd_time_parse(at, &t)) {
+            if (at)
+                fprintf(stderr, "slowdown %s: --at: invalid time '%s'%s%s (use e.g. 2021-03-10T09:00Z)\n", cmd, at,
+                        at == cp->at ? "" : " from ", at == cp->at ? "" : cp->at);
             sd_policy_builder_free(b);
             return NULL;
         }
@@ -114,7 +150,7 @@ struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *
         size_t n = sd_timeline_at(t, names, SD_COUNTOF(names));
         if (n == 0) {
             fprintf(stderr, "slowdown %s: --at %s: no preset of the timeline was in force then (it starts "
-                            "2021-03-10T07:00Z)\n", cmd, cp->at);
+                            "2021-03-10T07:00Z)\n", cmd, at);
             sd_policy_builder_free(b);
             return NULL;
         }
@@ -122,17 +158,38 @@ struct sd_policy *sd_clipolicy_build(const struct sd_clipolicy *cp, const char *
             if (sd_policy_builder_preset(b, names[i], &err))
                 return report(b, cmd, &err);
     } else if (cp->preset || (!cp->n_files && default_preset)) {
-        if (sd_policy_builder_preset(b, cp->preset ? cp->preset : default_preset, &err))
+        const char *preset = cp->preset ? word_of(cp, cmd, cp->preset, word, sizeof(word)) : default_preset;
+        if (!preset) {
+            sd_policy_builder_free(b);
+            return NULL;
+        }
+        if (sd_policy_builder_preset(b, preset, &err))
             return report(b, cmd, &err);
     }
-    for (int i = 0; i < cp->n_files; i++)
-        if (sd_policy_builder_file(b, cp->files[i], &err))
+    for (int i = 0; i < cp->n_files; i++) {
+        const char *f = cp->files[i], *p;
+        size_t n;
+        if (sd_central_is_url(f)) {
+            if (!url_text(cp, cmd, f, &p, &n)) {
+                sd_policy_builder_free(b);
+                return NULL;
+            }
+            if (sd_policy_builder_parse(b, f, p, n, &err))
+                return report(b, cmd, &err);
+        } else if (sd_policy_builder_file(b, f, &err)) {
             return report(b, cmd, &err);
+        }
+    }
     if (cp->inside && sd_policy_builder_inside(b, cp->inside, &err))
         return report(b, cmd, &err);
     struct sd_policy *p = sd_policy_builder_finish(b, &err);
     if (!p)
         return report(b, cmd, &err);
+    if (!p->name[0] && cp->n_files) {
+        /* No `preset` line: name it after its (last) file or URL. */
+        const char *f = cp->files[cp->n_files - 1], *slash = strrchr(f, '/');
+        snprintf(p->name, sizeof(p->name), "%s", slash && slash[1] ? slash + 1 : f);
+    }
     sd_policy_builder_free(b);
     return p;
 }

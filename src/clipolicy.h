@@ -3,6 +3,11 @@
  * --preset NAME, --policy FILE (repeatable; adds to the preset), --inside
  * CIDRS and --at TIME (the presets in force at that moment, from the
  * timeline). Collects them while options are parsed, then builds the policy.
+ *
+ * A command that polls a policy server (slowdown run, central.h) may give
+ * --policy, --preset and --at as http:// or https:// URLs: the fetched text
+ * is then a policy file's text, a preset's name or a time, and it is handed
+ * in through url_text. Other commands leave url_text NULL and refuse URLs.
  */
 #ifndef SD_CLIPOLICY_H
 #define SD_CLIPOLICY_H
@@ -19,6 +24,9 @@ struct sd_clipolicy {
     int n_files;
     const char *inside;
     const char *at;
+    /* The fetched text of a URL source: 0 with |p|, |n| set, or an error. NULL: no URLs. */
+    int (*url_text)(void *arg, const char *url, const char **p, size_t *n);
+    void *url_arg;
 };
 
 /* The getopt_long entries, to be spliced into a command's table; their

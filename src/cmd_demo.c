@@ -2,14 +2,13 @@
  * cmd_demo.c - `slowdown demo`: the whole tool in one command.
  *
  *   lab up (preset tw21-initial) -> this thread enters the client namespace
- *   -> one real TLS download per name from the lab's `slowdown serve`, the
- *      name in the SNI -> back to our namespace -> lab down -> table / JSON
+ *   -> the detector per name against the lab's `slowdown serve` (detect.c:
+ *      the name's TLS download beside an innocuous name's and an inverted
+ *      replay, at once) -> back to our namespace -> lab down -> table / JSON
  *
- * The verdict is the simple rule of the spec's 2021 data (section 3.2):
- * throttled when the goodput is below 0.15 of the example.org control and
- * below 250 kbit/s; `slowdown detect` does this with proper statistics.
- * Without root there is no lab: the offline demo (demo_offline.c) runs
- * instead, on generated traffic.
+ * The verdicts are the detector's (ratio to the slower control < 0.1 and a
+ * KS test, see slowdown-detect(1)). Without root there is no lab: the
+ * offline demo (demo_offline.c) runs instead, on generated traffic.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -20,19 +19,20 @@
 #include "cli.h"
 #include "cmdopt.h"
 #include "demo.h"
-#include "fetch.h"
+#include "detect.h"
 #include "lab.h"
 #include "mono.h"
 
-enum { N_NAMES = 5, CONTROL = N_NAMES - 1, MAX_BINS = 1200 };
+enum { N_NAMES = 5 };
 
 static const char *const names[N_NAMES] = {"twitter.com", "abs.twimg.com", "reddit.com", "microsoft.com",
                                            "example.org"};
 
 struct measurement {
-    struct sd_fetch_result r;
-    double kbps;
-    bool ok;          /* data flowed */
+    bool ok;          /* the detector ran */
+    uint8_t verdict, kind;
+    double kbps, control_kbps, ratio, rate_kbps, duration_s;
+    char end[16];
 };
 
 struct demo {
@@ -41,7 +41,6 @@ struct demo {
     uint64_t seconds_ns;
     char lab[SD_LAB_ID_MAX];
     struct measurement m[N_NAMES];
-    uint64_t bins[MAX_BINS];
 };
 
 static void usage(FILE *f)
@@ -50,46 +49,38 @@ static void usage(FILE *f)
             "Usage: slowdown demo [--json] [--seconds S] [--preset NAME]\n"
             "\n"
             "Builds the network lab (root), runs the censor with preset tw21-initial between a\n"
-            "client and a server, downloads over real TLS with the SNI of twitter.com,\n"
-            "abs.twimg.com, reddit.com, microsoft.com and example.org (the control), prints\n"
+            "client and a server, runs the detector (slowdown detect) on the downloads of\n"
+            "twitter.com, abs.twimg.com, reddit.com, microsoft.com and example.org, prints\n"
             "goodput and verdicts, and removes the lab. Without root: the offline demo.\n"
             "\n"
             "  --json         one JSON line per name (type \"measurement\")\n"
-            "  --seconds S    length of each download (default 5)\n"
+            "  --seconds S    length of each download (default 6, at least 2; a quarter is warm-up)\n"
             "  --preset NAME  another censor preset\n");
 }
 
-/* Measures one name; the thread is in the client namespace. */
+/* Measures one name with the detector; the thread is in the client namespace. */
 static void measure(struct demo *d, int i)
 {
-    struct sd_fetch_opts o = {
-        .addr = SD_LAB_SERVER4, .port = SD_LAB_TLS_PORT, .sni = names[i], .dir = SD_FETCH_DOWN,
-        .duration_ns = d->seconds_ns, .bins = d->bins, .max_bins = MAX_BINS,
-        .idle_timeout_ns = d->seconds_ns + 2ull * SD_NS_PER_S,
+    struct sd_detect_config cfg = {
+        .addr = SD_LAB_SERVER4, .tls_port = SD_LAB_TLS_PORT, .plain_port = SD_LAB_PLAIN_PORT, .name = names[i],
+        .down = true, .seconds_ns = d->seconds_ns, .warmup_ns = d->seconds_ns / 4,
     };
+    struct sd_detect_result res;
     struct measurement *m = &d->m[i];
 
     if (!d->json)
         fprintf(stderr, "measuring %s ...\n", names[i]);
-    if (sd_fetch_run(&o, &m->r) < 0) {
-        fprintf(stderr, "slowdown demo: %s: %s\n", names[i], m->r.detail);
+    if (sd_detect_run(&cfg, &res) < 0) {
+        fprintf(stderr, "slowdown demo: %s: the detector could not run\n", names[i]);
         return;
     }
-    /* Leave out the first second: a policer's bucket lets a burst through. */
-    m->kbps = sd_fetch_kbps(&m->r, d->bins, 100ull * SD_NS_PER_MS, 1ull * SD_NS_PER_S);
-    m->ok = m->r.bytes > 0 && m->r.stage == SD_FETCH_TRANSFER;
-}
-
-static const char *verdict(const struct demo *d, int i, double *ratio)
-{
-    const struct measurement *m = &d->m[i], *c = &d->m[CONTROL];
-
-    *ratio = c->ok && c->kbps > 0 ? m->kbps / c->kbps : 0;
-    if (!c->ok)
-        return "inconclusive";
-    if (!m->ok)
-        return "blocked";
-    return *ratio < 0.15 && m->kbps < 250 ? "throttled" : "not_throttled";
+    const struct sd_detect_dir *r = &res.d[SD_FETCH_DOWN];
+    *m = (struct measurement){
+        .ok = true, .verdict = r->verdict, .kind = r->kind, .kbps = r->kbps, .control_kbps = r->control_kbps,
+        .ratio = r->ratio, .rate_kbps = r->rate_estimate_kbps, .duration_s = res.duration_s,
+    };
+    snprintf(m->end, sizeof(m->end), "%s", sd_fetch_end_name(r->f[SD_DETECT_A].r.end));
+    sd_detect_result_free(&res);
 }
 
 static void print_results(const struct demo *d)
@@ -99,24 +90,41 @@ static void print_results(const struct demo *d)
     }
     for (int i = 0; i < N_NAMES; i++) {
         const struct measurement *m = &d->m[i];
-        double ratio;
-        const char *v = verdict(d, i, &ratio);
+        const char *v = m->ok ? sd_detect_verdict_name(m->verdict) : "inconclusive";
+        const char *kind = m->ok ? sd_detect_kind_name(m->kind) : NULL;
         if (d->json) {
             printf("{\"type\":\"measurement\",\"mode\":\"lab\",\"preset\":\"%s\",\"name\":\"%s\",\"direction\":\"down\","
-                   "\"kbps\":%.1f,\"control_kbps\":%.1f,\"ratio\":%.5f,\"verdict\":\"%s\",",
-                   d->preset, names[i], m->kbps, d->m[CONTROL].kbps, ratio, v);
-            if (!strcmp(v, "throttled"))
-                printf("\"rate_estimate_kbps\":%.1f,", m->kbps);
+                   "\"kbps\":%.1f,\"control_kbps\":%.1f,",
+                   d->preset, names[i], m->kbps, m->control_kbps);
+            if (m->ratio >= 0)
+                printf("\"ratio\":%.5f,", m->ratio);
+            else
+                printf("\"ratio\":null,");
+            printf("\"verdict\":\"%s\",", v);
+            if (m->verdict == SD_VERDICT_THROTTLED)
+                printf("\"rate_estimate_kbps\":%.1f,", m->rate_kbps);
             else
                 printf("\"rate_estimate_kbps\":null,");
-            printf("\"duration_s\":%.2f,\"end\":\"%s\"}\n", (double)m->r.transfer_ns / 1e9,
-                   sd_fetch_end_name(m->r.end));
+            printf("\"duration_s\":%.2f,\"kind\":", m->duration_s);
+            if (kind)
+                printf("\"%s\"", kind);
+            else
+                printf("null");
+            printf(",\"end\":\"%s\"}\n", m->end[0] ? m->end : "error");
         } else {
-            printf("%-15s %16.1f %16.1f %10.5f  %s\n", names[i], m->kbps, d->m[CONTROL].kbps, ratio, v);
+            printf("%-15s %16.1f %16.1f %10.5f  %s", names[i], m->kbps, m->control_kbps, m->ratio >= 0 ? m->ratio : 0,
+                   v);
+            if (m->verdict == SD_VERDICT_THROTTLED)
+                printf(" (%s, ~%.0f kbit/s)", kind ? kind : "?", m->rate_kbps);
+            else if (kind)
+                printf(" (%s)", kind);
+            printf("\n");
         }
     }
     if (!d->json)
-        printf("\n(censor: preset %s in the lab; throttled = ratio < 0.15 and < 250 kbit/s)\n", d->preset);
+        printf("\n(censor: preset %s in the lab; control: an innocuous name of the same length and the\n"
+               " inverted replay, measured at the same time; throttled = ratio < 0.1 and KS p < 1e-4)\n",
+               d->preset);
 }
 
 /* Lab up, measurements, lab down. Returns an exit status. */
@@ -164,7 +172,7 @@ int sd_demo_main(int argc, char **argv)
 
     memset(&d, 0, sizeof(d));
     d.preset = "tw21-initial";
-    d.seconds_ns = 5ull * SD_NS_PER_S;
+    d.seconds_ns = 6ull * SD_NS_PER_S;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -173,9 +181,9 @@ int sd_demo_main(int argc, char **argv)
         } else if (c == 'p') {
             d.preset = optarg;
         } else if (c == 's') {
-            if (sd_opt_seconds(optarg, &d.seconds_ns) < 0 || d.seconds_ns < SD_NS_PER_S / 2 ||
+            if (sd_opt_seconds(optarg, &d.seconds_ns) < 0 || d.seconds_ns < 2ull * SD_NS_PER_S ||
                 d.seconds_ns > 100ull * SD_NS_PER_S) {
-                fprintf(stderr, "slowdown demo: bad value '%s' for --seconds (0.5 to 100)\n", optarg);
+                fprintf(stderr, "slowdown demo: bad value '%s' for --seconds (2 to 100)\n", optarg);
                 return SD_EXIT_USAGE;
             }
         } else if (c == 'h') {

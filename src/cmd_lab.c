@@ -18,6 +18,7 @@
 #include "delayline.h"
 #include "fetch.h"
 #include "lab.h"
+#include "labmgmt.h"
 #include "mono.h"
 
 enum { MAX_EXTRA = 16 };
@@ -30,6 +31,7 @@ static void usage(FILE *f)
             "       slowdown lab down ID|--all\n"
             "       slowdown lab list\n"
             "       slowdown lab fetch [OPTIONS] ADDR   (one measurement; see --help)\n"
+            "       slowdown lab mgmt up --name M [--serve DIR] | mgmt down M\n"
             "\n"
             "A client / censor / server network in three network namespaces (root only):\n"
             "  client 192.0.2.2, 2001:db8:1::2  ->  censor (router, slowdown run)  ->\n"
@@ -38,7 +40,9 @@ static void usage(FILE *f)
             "Options of 'up':\n"
             "  --name ID          lab id, 1-12 of a-z0-9 (default: made up); printed on stdout\n"
             "  --preset NAME      censor preset (default tw21-initial)\n"
-            "  --policy FILE      censor policy file (with --preset: added to it)\n"
+            "  --policy FILE      censor policy file (with --preset: added to it), or a URL\n"
+            "  --mgmt M           plug the censor into management network M (mgmt0,\n"
+            "                     198.51.100.N), where the policy server %s is\n"
             "  --no-censor        the censor only routes\n"
             "  --rtt MS           add MS milliseconds of round-trip time (a delay line)\n"
             "  --shape-kbit N     shape both directions to N kbit/s (HTB)\n"
@@ -47,8 +51,13 @@ static void usage(FILE *f)
             "  --quiet            print only the id\n"
             "\n"
             "exec runs COMMAND in a namespace with SD_LAB_ID, SD_LAB_SERVER4, SD_LAB_SERVER6,\n"
-            "SD_LAB_CLIENT4 and SD_LAB_CLIENT6 set. Logs: %s/ID/*.log\n",
-            SD_LAB_DIR);
+            "SD_LAB_CLIENT4 and SD_LAB_CLIENT6 set. Logs: %s/ID/*.log\n"
+            "\n"
+            "mgmt up makes a management network (namespace sd-M-mgmt, bridge with %s/24)\n"
+            "shared by the censors of the labs that join it; --serve DIR serves the files of\n"
+            "DIR there on port 80 with ETags (slowdown serve --files), for policy URLs like\n"
+            "http://%s/NAME. mgmt down M stops it: the centre becomes unreachable.\n",
+            SD_LAB_MGMT_CENTRE, SD_LAB_DIR, SD_LAB_MGMT_CENTRE, SD_LAB_MGMT_CENTRE);
 }
 
 static void print_summary(const char *id)
@@ -72,12 +81,12 @@ static void print_summary(const char *id)
 
 static int up_main(int argc, char **argv)
 {
-    enum { O_NAME = 256, O_PRESET, O_POLICY, O_NOCENSOR, O_RTT, O_SHAPE, O_RUNARG, O_SERVEARG, O_QUIET };
+    enum { O_NAME = 256, O_PRESET, O_POLICY, O_NOCENSOR, O_RTT, O_SHAPE, O_RUNARG, O_SERVEARG, O_QUIET, O_MGMT };
     static const struct option lo[] = {
         {"name", 1, NULL, O_NAME},         {"preset", 1, NULL, O_PRESET},     {"policy", 1, NULL, O_POLICY},
         {"no-censor", 0, NULL, O_NOCENSOR}, {"rtt", 1, NULL, O_RTT},          {"shape-kbit", 1, NULL, O_SHAPE},
         {"run-arg", 1, NULL, O_RUNARG},    {"serve-arg", 1, NULL, O_SERVEARG}, {"quiet", 0, NULL, O_QUIET},
-        {"help", 0, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"mgmt", 1, NULL, O_MGMT},         {"help", 0, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     struct sd_lab_config cfg;
     char *run_args[MAX_EXTRA + 1] = {NULL}, *serve_args[MAX_EXTRA + 1] = {NULL};
@@ -100,6 +109,11 @@ static int up_main(int argc, char **argv)
         case O_PRESET: cfg.preset = optarg; break;
         case O_POLICY: cfg.policy = optarg; break;
         case O_NOCENSOR: cfg.no_censor = true; break;
+        case O_MGMT:
+            if (!sd_lab_id_ok(optarg))
+                bad = "--mgmt (1-12 characters of a-z and 0-9)";
+            cfg.mgmt = optarg;
+            break;
         case O_RTT:
             if (sd_opt_u64(optarg, 10000, 0, &v) < 0)
                 bad = "--rtt";
@@ -407,6 +421,42 @@ static int delay_main(int argc, char **argv)
     return SD_EXIT_OK;
 }
 
+/* lab mgmt up --name M [--serve DIR] | lab mgmt down M */
+static int mgmt_main(int argc, char **argv)
+{
+    struct sd_lab_mgmt_config cfg;
+    char err[600];
+    memset(&cfg, 0, sizeof(cfg));
+    if (argc == 3 && !strcmp(argv[1], "down")) {
+        if (sd_lab_mgmt_down(argv[2], err, sizeof(err)) < 0) {
+            fprintf(stderr, "slowdown lab mgmt down: %s\n", err);
+            return SD_EXIT_ERR;
+        }
+        return SD_EXIT_OK;
+    }
+    bool ok = argc >= 2 && !strcmp(argv[1], "up");
+    for (int i = 2; ok && i < argc; i += 2) {
+        if (i + 1 < argc && !strcmp(argv[i], "--name") && sd_lab_id_ok(argv[i + 1]))
+            snprintf(cfg.id, sizeof(cfg.id), "%s", argv[i + 1]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--serve"))
+            cfg.serve_dir = argv[i + 1];
+        else
+            ok = false;
+    }
+    if (!ok || !cfg.id[0]) {
+        fprintf(stderr, "Usage: slowdown lab mgmt up --name M [--serve DIR]\n       slowdown lab mgmt down M\n");
+        return SD_EXIT_USAGE;
+    }
+    int rc = sd_lab_mgmt_up(&cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "slowdown lab mgmt up: %s\n", err);
+        return rc == SD_EINVAL ? SD_EXIT_USAGE : SD_EXIT_ERR;
+    }
+    fprintf(stderr, "management network %s: sd-%s-mgmt, centre %s%s\n", cfg.id, cfg.id, SD_LAB_MGMT_CENTRE,
+            cfg.serve_dir ? " (policy server on port 80)" : "");
+    return SD_EXIT_OK;
+}
+
 int sd_lab_main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -434,6 +484,8 @@ int sd_lab_main(int argc, char **argv)
         return exec_main(argc - 1, argv + 1);
     if (!strcmp(sub, "delay-line"))
         return delay_main(argc - 1, argv + 1);
+    if (!strcmp(sub, "mgmt"))
+        return mgmt_main(argc - 1, argv + 1);
     fprintf(stderr, "slowdown lab: unknown subcommand '%s' (up, down, list, exec, fetch)\n", sub);
     usage(stderr);
     return SD_EXIT_USAGE;

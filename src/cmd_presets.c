@@ -68,7 +68,7 @@ int sd_presets_main(int argc, char **argv)
                 in_tl |= !strcmp(sd_timeline[j].preset, f->name);
             bool take = k == 0 ? !strcmp(f->name, "observe")
                         : k <= sd_timeline_len ? !strcmp(f->name, sd_timeline[k - 1].preset)
-                                               : !in_tl && strcmp(f->name, "observe");
+                                               : !in_tl && strcmp(f->name, "observe") != 0;
             if (take)
                 order[n++] = f;
         }

@@ -11,9 +11,18 @@
  * covers a crash). Signals are blocked in every thread and read from a
  * signalfd by the main thread, which is the only one that touches the
  * policy objects and the firewall.
+ *
+ * Operations: --events writes the decision log, --metrics
+ * serves Prometheus metrics from a thread of its own, and policy sources
+ * given as URLs are polled (central.h); a fetched change wakes the main
+ * thread, which builds and swaps the policy exactly as SIGHUP does.
+ * --install-rules and --remove-rules do only the firewall part, for a
+ * service manager that runs the daemon itself with CAP_NET_ADMIN alone
+ * (contrib/slowdown.service).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,25 +30,53 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "central.h"
 #include "cli.h"
 #include "clipolicy.h"
 #include "cmdopt.h"
+#include "eventlog.h"
 #include "fwrules.h"
 #include "inline.h"
+#include "metrics.h"
 #include "policy.h"
 
-enum { DEFAULT_QUEUE_PACKETS = 64, DEFAULT_CT_MARK = 0x40000000 };
+enum {
+    DEFAULT_QUEUE_PACKETS = 64,
+    DEFAULT_CT_MARK = 0x40000000,
+    DEFAULT_SETTLED_MARK = 0x20000000,
+    DEFAULT_POLL_S = 30,
+    FLUSH_MS = 1000, /* the event log reaches its file at least this often */
+};
 
 struct opts {
     struct sd_clipolicy cp;
-    const char *ready_file;
-    bool print_rules, no_rules;
-    uint64_t stats_s;
+    const char *ready_file, *events, *metrics, *cache_dir;
+    bool print_rules, no_rules, install_rules, remove_rules;
+    uint64_t stats_s, poll_s;
     char ifbuf[256];
     struct sd_fw_config fw;
     struct sd_inline_config in;
+};
+
+/* What the main thread shares with the metrics thread. */
+struct run {
+    const struct opts *o;
+    struct sd_inline *in;
+    struct sd_central *central;
+    struct sd_policy *pol;
+    FILE *events;
+    pthread_mutex_t lock;        /* guards the policy bookkeeping below */
+    char policy_name[64];
+    uint64_t generation, reloads_ok, reloads_failed;
+    double loaded_at, start_time;
+    /* the metrics thread's own buffers */
+    struct sd_inline_rule rules[SD_INLINE_MAX_RULES];
+    struct sd_queue_stats queues[SD_INLINE_MAX_WORKERS];
+    struct sd_central_status sources[SD_CENTRAL_MAX_SOURCES];
 };
 
 static void usage(FILE *f)
@@ -52,21 +89,34 @@ static void usage(FILE *f)
             "\n"
             "Options (without --preset, --policy or --at: preset observe):\n"
             "%s"
+            "                     --policy, --preset and --at also take an http:// or https://\n"
+            "                     URL: a policy text, a preset name or a time, polled with ETag\n"
+            "  --policy-poll S    poll policy URLs every S seconds (default 30)\n"
+            "  --policy-cache DIR keep the last good text of each URL in DIR, and start from it\n"
+            "                     when the policy server cannot be reached\n"
             "  --queue N          first NFQUEUE number (default 0)\n"
             "  --workers W        queues and threads N..N+W-1 (default 1)\n"
             "  --queue-packets N  queue the first N packets of each connection (default 64;\n"
             "                     0: every packet); flows under an action stay queued\n"
             "  --ct-mark BIT      conntrack mark bit for flows under an action (0x40000000)\n"
+            "  --settle-mark BIT  conntrack mark bit for settled flows, no longer queued\n"
+            "                     (0x20000000; 0: keep queueing the whole window)\n"
             "  --hook H           forward (filter FORWARD, default) or prerouting (mangle\n"
             "                     PREROUTING: also sees packets whose TTL ends here)\n"
             "  --iface IF,...     only packets arriving on these interfaces\n"
             "  --print-rules      print the iptables commands and exit\n"
+            "  --install-rules    install the rules and exit (a service's privileged step)\n"
+            "  --remove-rules     remove the rules of this queue and exit\n"
             "  --no-rules         install no rules (you route packets to the queues)\n"
             "  --no-engine        accept every packet unseen (tests, benchmarks)\n"
             "  --maxlen N         kernel queue length per queue (default 4096)\n"
             "  --fail-closed      drop packets when a queue is full (default: forward them\n"
             "                     uninspected)\n"
             "  --batch N          packets per receive (default 256)\n"
+            "  --events FILE      write every decision as a JSON line (eve.json-shaped) to\n"
+            "                     FILE (appended), or to stdout with -\n"
+            "  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+            "                     (e.g. 127.0.0.1:9469)\n"
             "  --stats S          print statistics every S seconds\n"
             "  --ready-file PATH  create PATH once the rules are in (for scripts)\n"
             "  -h, --help         this help\n",
@@ -96,27 +146,57 @@ static int parse_num(const char *arg, uint64_t max, uint64_t *v, const char *nam
     return sd_opt_u64(arg, max, 0, v) == 0 ? 0 : bad_value(arg, name);
 }
 
+/* Options that are not the policy's or the queues' numbers. Returns 0, 1 (not one of these) or -1 (bad). */
+static int parse_ops(struct opts *o, int c, const char *arg)
+{
+    enum { O_EVENTS = 0x300, O_METRICS, O_POLL, O_CACHE, O_INSTALL, O_REMOVE };
+    char host[64];
+    uint16_t port;
+    switch (c) {
+    case O_EVENTS: o->events = arg; return 0;
+    case O_METRICS:
+        if (sd_metrics_split_addr(arg, host, sizeof(host), &port) < 0)
+            return bad_value(arg, "--metrics (ADDR:PORT, e.g. 127.0.0.1:9469)");
+        o->metrics = arg;
+        return 0;
+    case O_POLL:
+        if (parse_num(arg, 86400, &o->poll_s, "--policy-poll") < 0 || (o->poll_s == 0 && bad_value(arg, "--policy-poll")))
+            return -1;
+        return 0;
+    case O_CACHE: o->cache_dir = arg; return 0;
+    case O_INSTALL: o->install_rules = true; return 0;
+    case O_REMOVE: o->remove_rules = true; return 0;
+    }
+    return 1;
+}
+
+static int finish_opts(struct opts *o);
+
 /* 0 to go on, else exit status + 1000. */
 static int parse(int argc, char **argv, struct opts *o)
 {
-    /* 0x100-0x103 are the shared policy options (clipolicy.h). */
+    /* 0x100-0x103 are the shared policy options (clipolicy.h); 0x300- parse_ops. */
     enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
-           O_BATCH, O_STATS, O_READY, O_FAILCLOSED };
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE };
     static const struct option lo[] = {
         SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
         {"ct-mark", 1, NULL, O_MARK},    {"hook", 1, NULL, O_HOOK},          {"iface", 1, NULL, O_IFACE},
         {"print-rules", 0, NULL, O_PRINT}, {"no-rules", 0, NULL, O_NORULES}, {"no-engine", 0, NULL, O_NOENGINE},
         {"maxlen", 1, NULL, O_MAXLEN},   {"batch", 1, NULL, O_BATCH},        {"stats", 1, NULL, O_STATS},
-        {"ready-file", 1, NULL, O_READY}, {"fail-closed", 0, NULL, O_FAILCLOSED}, {"help", 0, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"ready-file", 1, NULL, O_READY}, {"fail-closed", 0, NULL, O_FAILCLOSED},
+        {"settle-mark", 1, NULL, O_SETTLE}, {"events", 1, NULL, 0x300},     {"metrics", 1, NULL, 0x301},
+        {"policy-poll", 1, NULL, 0x302}, {"policy-cache", 1, NULL, 0x303},  {"install-rules", 0, NULL, 0x304},
+        {"remove-rules", 0, NULL, 0x305}, {"help", 0, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
     int c, bad = 0;
 
     o->fw.queue_packets = DEFAULT_QUEUE_PACKETS;
     o->fw.ct_mark = DEFAULT_CT_MARK;
+    o->fw.settled_mark = DEFAULT_SETTLED_MARK;
     o->fw.workers = 1;
+    o->poll_s = DEFAULT_POLL_S;
     optind = 1;
     opterr = 0;
     while (!bad && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -131,8 +211,10 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case O_QP: bad = parse_num(optarg, 1000000, &v, "--queue-packets"); o->fw.queue_packets = (uint32_t)v; break;
         case O_MARK:
-            bad = parse_num(optarg, UINT32_MAX, &v, "--ct-mark") || (v == 0 && bad_value(optarg, "--ct-mark"));
-            o->fw.ct_mark = (uint32_t)v;
+        case O_SETTLE:
+            bad = parse_num(optarg, UINT32_MAX, &v, c == O_MARK ? "--ct-mark" : "--settle-mark") ||
+                  (c == O_MARK && v == 0 && bad_value(optarg, "--ct-mark"));
+            *(c == O_MARK ? &o->fw.ct_mark : &o->fw.settled_mark) = (uint32_t)v;
             break;
         case O_HOOK:
             if (!strcmp(optarg, "forward"))
@@ -156,6 +238,10 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_READY: o->ready_file = optarg; break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
         default:
+            if (c >= 0x300 && c < 0x310) {
+                bad = parse_ops(o, c, optarg) != 0;
+                break;
+            }
             fprintf(stderr, "slowdown run: unknown or incomplete option '%s'\n", argv[optind - 1]);
             usage(stderr);
             return 1000 + SD_EXIT_USAGE;
@@ -167,17 +253,118 @@ static int parse(int argc, char **argv, struct opts *o)
         fprintf(stderr, "slowdown run: unexpected argument '%s'\n", argv[optind]);
         return 1000 + SD_EXIT_USAGE;
     }
+    return finish_opts(o);
+}
+
+/* Checks that concern several options, derives the workers' settings. 0, or exit status + 1000. */
+static int finish_opts(struct opts *o)
+{
+    if (o->fw.ct_mark & o->fw.settled_mark) {
+        fprintf(stderr, "slowdown run: --ct-mark and --settle-mark must be different bits\n");
+        return 1000 + SD_EXIT_USAGE;
+    }
+    if (o->install_rules + o->remove_rules + o->print_rules > 1) {
+        fprintf(stderr, "slowdown run: --print-rules, --install-rules and --remove-rules exclude each other\n");
+        return 1000 + SD_EXIT_USAGE;
+    }
+    if (!o->fw.queue_packets)
+        o->fw.settled_mark = 0; /* every packet is queued anyway: nothing to leave early */
     o->in.queue = o->fw.queue;
     o->in.workers = o->fw.workers;
     o->in.ct_mark = o->fw.queue_packets ? o->fw.ct_mark : 0; /* everything is queued anyway */
+    o->in.settled_mark = o->fw.settled_mark;
     return 0;
 }
 
-/* Builds the policy from the options; NULL with the error printed. */
-static struct sd_policy *load_policy(const struct opts *o)
+/* ---- policy ---- */
+
+static double wall_now(void)
 {
-    return sd_clipolicy_build(&o->cp, "run", "observe");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+static int central_text(void *arg, const char *url, const char **p, size_t *n)
+{
+    return sd_central_text(arg, url, p, n);
+}
+
+/* Builds the policy from the options (and the fetched texts); NULL with the error printed. */
+static struct sd_policy *load_policy(const struct opts *o, struct sd_central *central)
+{
+    struct sd_clipolicy cp = o->cp;
+    cp.url_text = central ? central_text : NULL;
+    cp.url_arg = central;
+    return sd_clipolicy_build(&cp, "run", "observe");
+}
+
+/* Builds a policy and settles the fate of the taken central texts with it. */
+static struct sd_policy *load_and_settle(struct run *r)
+{
+    struct sd_policy *p = load_policy(r->o, r->central);
+    if (r->central) {
+        if (p)
+            sd_central_commit(r->central);
+        else
+            sd_central_reject(r->central);
+    }
+    return p;
+}
+
+/* The policy sources that are URLs, into |cfg|. */
+static void central_urls(const struct opts *o, struct sd_central_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (int i = 0; i < o->cp.n_files; i++)
+        if (sd_central_is_url(o->cp.files[i]))
+            cfg->urls[cfg->n++] = o->cp.files[i];
+    if (sd_central_is_url(o->cp.preset))
+        cfg->urls[cfg->n++] = o->cp.preset;
+    if (sd_central_is_url(o->cp.at))
+        cfg->urls[cfg->n++] = o->cp.at;
+    cfg->interval_s = (uint32_t)o->poll_s;
+    cfg->timeout_s = (uint32_t)SD_MAX(SD_MIN(o->poll_s, 10u), 2u);
+    cfg->cache_dir = o->cache_dir;
+}
+
+static void note_policy(struct run *r, bool ok)
+{
+    pthread_mutex_lock(&r->lock);
+    if (ok) {
+        snprintf(r->policy_name, sizeof(r->policy_name), "%s", r->pol ? r->pol->name : "no engine");
+        r->generation++;
+        r->reloads_ok += r->generation > 1;
+        r->loaded_at = wall_now();
+    } else {
+        r->reloads_failed++;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* SIGHUP or a central change: a new policy replaces the old one only if it builds. */
+static void reload(struct run *r, const char *why)
+{
+    struct sd_policy *next = load_and_settle(r);
+
+    if (!next) {
+        fprintf(stderr, "slowdown run: reload (%s) failed; the previous policy stays in force\n", why);
+        note_policy(r, false);
+        return;
+    }
+    if (sd_inline_set_policy(r->in, next) < 0) {
+        /* A worker did not confirm: both policies may be in use, keep both alive. */
+        fprintf(stderr, "slowdown run: a worker did not take the new policy in time\n");
+        note_policy(r, false);
+        return;
+    }
+    sd_policy_free(r->pol);
+    r->pol = next;
+    note_policy(r, true);
+    fprintf(stderr, "slowdown run: policy reloaded (%s; %s)\n", next->name, why);
+}
+
+/* ---- statistics and metrics ---- */
 
 static void print_stats(const struct sd_inline_stats *s)
 {
@@ -185,7 +372,7 @@ static void print_stats(const struct sd_inline_stats *s)
             "slowdown run: packets %llu (receives %llu, verdict messages %llu, sends %llu, enobufs %llu, "
             "netlink errors %llu)\n"
             "slowdown run: accepted %llu dropped %llu replaced %llu held %llu released %llu; "
-            "flows %llu (active %llu) triggers %llu; ct marks %llu (errors %llu); undecodable %llu; "
+            "flows %llu (active %llu) triggers %llu; ct marks %llu (settled %llu, errors %llu); undecodable %llu; "
             "i/o errors %llu\n",
             (unsigned long long)s->nfq.packets, (unsigned long long)s->nfq.recv_calls,
             (unsigned long long)s->nfq.verdict_msgs, (unsigned long long)s->nfq.send_calls,
@@ -193,50 +380,80 @@ static void print_stats(const struct sd_inline_stats *s)
             (unsigned long long)s->accepted, (unsigned long long)s->dropped, (unsigned long long)s->replaced,
             (unsigned long long)s->held, (unsigned long long)s->released, (unsigned long long)s->engine.flows_created,
             (unsigned long long)s->engine.flows_active, (unsigned long long)s->engine.triggers,
-            (unsigned long long)s->ct_marks, (unsigned long long)s->ct_errors, (unsigned long long)s->decode_errors,
-            (unsigned long long)s->io_errors);
+            (unsigned long long)s->ct_marks, (unsigned long long)s->settled_marks, (unsigned long long)s->ct_errors,
+            (unsigned long long)s->decode_errors, (unsigned long long)s->io_errors);
 }
 
-/* SIGHUP: a new policy replaces the old one only if it parses. */
-static void reload(const struct opts *o, struct sd_inline *in, struct sd_policy **pol)
+/* The kernel's counters of our queues (this network namespace's). */
+static size_t read_queues(const struct opts *o, struct sd_queue_stats *q)
 {
-    struct sd_policy *next = load_policy(o);
-
-    if (!next) {
-        fprintf(stderr, "slowdown run: reload failed; the previous policy stays in force\n");
-        return;
+    char buf[16384];
+    FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "r");
+    size_t n = 0;
+    if (f) {
+        n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
     }
-    if (sd_inline_set_policy(in, next) < 0) {
-        /* A worker did not confirm: both policies may be in use, keep both alive. */
-        fprintf(stderr, "slowdown run: a worker did not take the new policy in time\n");
-        return;
-    }
-    sd_policy_free(*pol);
-    *pol = next;
-    fprintf(stderr, "slowdown run: policy reloaded (%s)\n", next->name);
+    sd_metrics_parse_nfqueue(buf, buf + n, o->fw.queue, o->fw.workers, q);
+    return o->fw.workers;
 }
 
-/* Waits for signals until told to stop. */
-static void serve_signals(const struct opts *o, int sfd, struct sd_inline *in, struct sd_policy **pol)
+/* The metrics thread's collect callback. */
+static void collect(void *arg, struct sd_prom *b)
 {
-    int timeout = o->stats_s ? (int)o->stats_s * 1000 : -1;
+    struct run *r = arg;
+    struct sd_inline_stats st;
+    struct sd_metrics_in m = {.st = &st, .rules = r->rules, .queues = r->queues, .sources = r->sources,
+                              .start_time = r->start_time};
+
+    sd_inline_get_stats(r->in, &st);
+    m.n_rules = sd_inline_get_rule_stats(r->in, r->rules, SD_COUNTOF(r->rules));
+    m.n_queues = read_queues(r->o, r->queues);
+    if (r->central)
+        m.n_sources = SD_MIN(sd_central_status(r->central, r->sources, SD_COUNTOF(r->sources)),
+                             SD_COUNTOF(r->sources));
+    pthread_mutex_lock(&r->lock);
+    char name[64];
+    snprintf(name, sizeof(name), "%s", r->policy_name);
+    m.policy_name = name;
+    m.policy_generation = r->generation;
+    m.policy_loaded_at = r->loaded_at;
+    m.reloads_ok = r->reloads_ok;
+    m.reloads_failed = r->reloads_failed;
+    pthread_mutex_unlock(&r->lock);
+    sd_metrics_render(b, &m);
+}
+
+/* ---- the main loop ---- */
+
+/* Waits for signals (and central changes) until told to stop. */
+static void serve_signals(struct run *r, int sfd)
+{
+    const struct opts *o = r->o;
+    uint64_t next_stats = o->stats_s ? (uint64_t)time(NULL) + o->stats_s : 0;
     struct sd_inline_stats st;
 
     for (;;) {
-        struct pollfd p = {sfd, POLLIN, 0};
-        int rc = poll(&p, 1, timeout);
-        if (rc == 0) {
-            sd_inline_get_stats(in, &st);
+        struct pollfd p[2] = {{sfd, POLLIN, 0}, {r->central ? sd_central_fd(r->central) : -1, POLLIN, 0}};
+        int rc = poll(p, 2, FLUSH_MS);
+        if (r->events)
+            fflush(r->events);
+        if (next_stats && (uint64_t)time(NULL) >= next_stats) {
+            sd_inline_get_stats(r->in, &st);
             print_stats(&st);
-            continue;
+            next_stats += o->stats_s;
         }
+        if (rc > 0 && (p[1].revents & POLLIN) && sd_central_take(r->central))
+            reload(r, "the policy server has a new version");
         struct signalfd_siginfo si;
-        if (rc < 0 || read(sfd, &si, sizeof(si)) != sizeof(si))
+        if (rc <= 0 || !(p[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
             continue;
         if (si.ssi_signo == SIGHUP) {
-            reload(o, in, pol);
+            if (r->central)
+                sd_central_take(r->central);
+            reload(r, "SIGHUP");
         } else if (si.ssi_signo == SIGUSR1) {
-            sd_inline_get_stats(in, &st);
+            sd_inline_get_stats(r->in, &st);
             print_stats(&st);
         } else {
             return;
@@ -244,7 +461,7 @@ static void serve_signals(const struct opts *o, int sfd, struct sd_inline *in, s
     }
 }
 
-static int remove_stale(const struct opts *o)
+static int remove_stale(const struct opts *o, bool quiet)
 {
     char err[400];
     int n = sd_fw_remove(&o->fw, err, sizeof(err));
@@ -253,45 +470,68 @@ static int remove_stale(const struct opts *o)
         fprintf(stderr, "slowdown run: %s\n", err);
         return -1;
     }
-    if (n > 0)
+    if (n > 0 && !quiet)
         fprintf(stderr, "slowdown run: removed %d stale rules and chains of queue %u (an earlier run)\n", n,
                 o->fw.queue);
     return 0;
 }
 
-static int run(struct opts *o, struct sd_fw_plan *plan)
+/* Opens the event log, the central sources and the first policy. 0 or -1 (printed). */
+static int prepare(struct run *r)
+{
+    const struct opts *o = r->o;
+    struct sd_central_config cc;
+    char err[512];
+
+    if (o->events) {
+        r->events = strcmp(o->events, "-") ? fopen(o->events, "a") : stdout;
+        if (!r->events) {
+            fprintf(stderr, "slowdown run: cannot open %s: %m\n", o->events);
+            return -1;
+        }
+    }
+    central_urls(o, &cc);
+    if (cc.n && !o->in.no_engine) {
+        r->central = sd_central_new(&cc, err, sizeof(err));
+        if (!r->central || sd_central_fetch_now(r->central, err, sizeof(err)) < 0) {
+            fprintf(stderr, "slowdown run: %s\n", err);
+            return -1;
+        }
+        sd_central_take(r->central);
+    }
+    if (!o->in.no_engine && !(r->pol = load_and_settle(r)))
+        return -1;
+    note_policy(r, true);
+    return 0;
+}
+
+/* Starts what runs beside the workers: metrics and the central poller. 0 or -1 (printed). */
+static int start_ops(struct run *r, struct sd_metrics_server **ms)
 {
     char err[512];
-    sigset_t set;
-    struct sd_policy *pol = o->in.no_engine ? NULL : load_policy(o);
-    int rc = SD_EXIT_ERR;
+    if (r->o->metrics) {
+        *ms = sd_metrics_server_start(r->o->metrics, collect, r, err, sizeof(err));
+        if (!*ms) {
+            fprintf(stderr, "slowdown run: %s\n", err);
+            return -1;
+        }
+    }
+    if (r->central && sd_central_start(r->central) < 0) {
+        fprintf(stderr, "slowdown run: cannot start the policy poller\n");
+        return -1;
+    }
+    return 0;
+}
 
-    if (!o->in.no_engine && !pol)
-        return SD_EXIT_ERR;
-    sigemptyset(&set);
-    for (int s = 0; s < 4; s++)
-        sigaddset(&set, (int[]){SIGINT, SIGTERM, SIGHUP, SIGUSR1}[s]);
-    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before the workers start: they inherit it */
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0 || (!o->no_rules && remove_stale(o) < 0))
-        goto out;
-    struct sd_inline *in = sd_inline_start(&o->in, pol, err, sizeof(err));
-    if (!in) {
-        fprintf(stderr, "slowdown run: %s\n", err);
-        goto out;
-    }
-    if (!o->no_rules && sd_fw_plan_apply(plan, err, sizeof(err)) < 0) {
-        fprintf(stderr, "slowdown run: %s\n", err);
-        sd_fw_remove(&o->fw, err, sizeof(err));
-        sd_inline_stop(in);
-        goto out;
-    }
+static void announce(const struct run *r)
+{
+    const struct opts *o = r->o;
     char queues[32];
     if (o->fw.workers > 1)
         snprintf(queues, sizeof(queues), "queues %u-%u", o->fw.queue, o->fw.queue + o->fw.workers - 1u);
     else
         snprintf(queues, sizeof(queues), "queue %u", o->fw.queue);
-    fprintf(stderr, "slowdown run: %s on %s, %s, %s\n", pol ? pol->name : "no engine", queues,
+    fprintf(stderr, "slowdown run: %s on %s, %s, %s\n", r->pol ? r->pol->name : "no engine", queues,
             o->no_rules ? "no rules installed" : o->fw.hook ? "mangle PREROUTING" : "filter FORWARD",
             o->fw.queue_packets ? "first packets of each connection" : "every packet");
     if (o->ready_file) {
@@ -299,19 +539,103 @@ static int run(struct opts *o, struct sd_fw_plan *plan)
         if (f)
             fclose(f);
     }
-    serve_signals(o, sfd, in, &pol);
+}
+
+static int run(struct opts *o, struct sd_fw_plan *plan)
+{
+    char err[512];
+    sigset_t set;
+    struct run *r = calloc(1, sizeof(*r));
+    struct sd_metrics_server *ms = NULL;
+    int rc = SD_EXIT_ERR, sfd = -1;
+
+    if (!r)
+        return SD_EXIT_ERR;
+    r->o = o;
+    r->start_time = wall_now();
+    pthread_mutex_init(&r->lock, NULL);
+    sigemptyset(&set);
+    for (int s = 0; s < 4; s++)
+        sigaddset(&set, (int[]){SIGINT, SIGTERM, SIGHUP, SIGUSR1}[s]);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread starts: they inherit it */
+    if (prepare(r) < 0)
+        goto out;
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0 || (!o->no_rules && remove_stale(o, false) < 0))
+        goto out;
+    if (r->events) {
+        o->in.on_event = sd_eventlog_write;
+        o->in.event_arg = r->events;
+    }
+    r->in = sd_inline_start(&o->in, r->pol, err, sizeof(err));
+    if (!r->in) {
+        fprintf(stderr, "slowdown run: %s\n", err);
+        goto out;
+    }
+    bool up = start_ops(r, &ms) == 0;
+    if (up && !o->no_rules && sd_fw_plan_apply(plan, err, sizeof(err)) < 0) {
+        fprintf(stderr, "slowdown run: %s\n", err);
+        up = false;
+    }
+    if (!up) {
+        if (!o->no_rules)
+            sd_fw_remove(&o->fw, err, sizeof(err));
+        sd_central_free(r->central);
+        r->central = NULL;
+        sd_metrics_server_stop(ms);
+        sd_inline_stop(r->in);
+        goto out;
+    }
+    announce(r);
+    serve_signals(r, sfd);
     if (!o->no_rules && sd_fw_remove(&o->fw, err, sizeof(err)) < 0)
         fprintf(stderr, "slowdown run: removing the rules: %s\n", err);
+    sd_central_free(r->central); /* no reload can start now */
+    r->central = NULL;
+    sd_metrics_server_stop(ms);
     struct sd_inline_stats st;
-    sd_inline_get_stats(in, &st);
-    sd_inline_stop(in);
+    sd_inline_get_stats(r->in, &st);
+    sd_inline_stop(r->in); /* the engines release their flows: the last events */
     print_stats(&st);
     rc = SD_EXIT_OK;
 out:
     if (sfd >= 0)
         close(sfd);
-    sd_policy_free(pol);
+    sd_central_free(r->central);
+    sd_policy_free(r->pol);
+    if (r->events && r->events != stdout)
+        fclose(r->events);
+    else if (r->events)
+        fflush(stdout);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
     return rc;
+}
+
+/* True when this process may use NFQUEUE and ctnetlink (CAP_NET_ADMIN is effective). */
+static bool has_net_admin(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d) != 0)
+        return geteuid() == 0;
+    return d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
+/* --install-rules / --remove-rules: the firewall part alone. */
+static int rules_only(const struct opts *o, const struct sd_fw_plan *plan)
+{
+    char err[512];
+    if (remove_stale(o, o->remove_rules) < 0)
+        return SD_EXIT_ERR;
+    if (o->remove_rules)
+        return SD_EXIT_OK;
+    if (sd_fw_plan_apply(plan, err, sizeof(err)) < 0) {
+        fprintf(stderr, "slowdown run: %s\n", err);
+        sd_fw_remove(&o->fw, err, sizeof(err));
+        return SD_EXIT_ERR;
+    }
+    return SD_EXIT_OK;
 }
 
 int sd_run_main(int argc, char **argv)
@@ -340,8 +664,13 @@ int sd_run_main(int argc, char **argv)
         free(plan);
         return SD_EXIT_OK;
     }
-    if (geteuid() != 0) {
-        fprintf(stderr, "slowdown run: needs root (CAP_NET_ADMIN for NFQUEUE and iptables)\n");
+    if (o.install_rules || o.remove_rules) {
+        rc = rules_only(&o, plan);
+        free(plan);
+        return rc;
+    }
+    if (!has_net_admin()) {
+        fprintf(stderr, "slowdown run: needs CAP_NET_ADMIN (root, or a service's ambient capability) for NFQUEUE\n");
         free(plan);
         return SD_EXIT_ERR;
     }

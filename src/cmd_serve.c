@@ -3,6 +3,9 @@
  * line. Options become a struct sd_serve_config (serve.h); SIGINT and
  * SIGTERM arrive through a signalfd that sd_serve_run polls; each finished
  * connection is one line on stderr.
+ *
+ * With --files DIR it is the lab's policy server instead (filesrv.h): the
+ * files of DIR over plain HTTP, with ETags.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -14,6 +17,7 @@
 
 #include "cli.h"
 #include "cmdopt.h"
+#include "filesrv.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -41,6 +45,9 @@ static void usage(FILE *f)
             "  --ready-file PATH   once listening, write \"tls PORT\" and \"plain PORT\" lines\n"
             "                      to PATH (for scripts)\n"
             "  --quiet             no line per connection\n"
+            "  --files DIR         be a policy server instead: GET /NAME answers the file\n"
+            "                      DIR/NAME over plain HTTP on --port (default 80), with an\n"
+            "                      ETag (If-None-Match gets 304 Not Modified)\n"
             "  -h, --help          this help\n");
 }
 
@@ -48,8 +55,8 @@ struct opts {
     struct sd_serve_config cfg;
     bool plain, quiet;
     uint64_t port, plain_port;
-    bool has_plain_port;
-    const char *ready_file;
+    bool has_plain_port, has_port;
+    const char *ready_file, *files;
 };
 
 static void on_conn(void *arg, const struct sd_serve_report *r)
@@ -77,7 +84,7 @@ static int parse_mode(const char *s, uint8_t *mode)
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum { O_LISTEN = 256, O_PORT, O_PLAIN_PORT, O_TLS, O_PLAIN, O_MODE, O_BYTES, O_SECONDS, O_MAXC, O_HELLO,
-           O_READY, O_QUIET };
+           O_READY, O_QUIET, O_FILES };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},   {"port", required_argument, NULL, O_PORT},
         {"plain-port", required_argument, NULL, O_PLAIN_PORT}, {"tls", no_argument, NULL, O_TLS},
@@ -85,7 +92,8 @@ static int parse(int argc, char **argv, struct opts *o)
         {"bytes", required_argument, NULL, O_BYTES},     {"seconds", required_argument, NULL, O_SECONDS},
         {"max-conns", required_argument, NULL, O_MAXC},  {"hello-first", required_argument, NULL, O_HELLO},
         {"ready-file", required_argument, NULL, O_READY}, {"quiet", no_argument, NULL, O_QUIET},
-        {"help", no_argument, NULL, 'h'},                {NULL, 0, NULL, 0},
+        {"files", required_argument, NULL, O_FILES},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     uint64_t v;
     int c;
@@ -97,7 +105,8 @@ static int parse(int argc, char **argv, struct opts *o)
         const char *bad = NULL;
         switch (c) {
         case O_LISTEN: o->cfg.listen = optarg; break;
-        case O_PORT: if (sd_opt_u64(optarg, 65535, 0, &o->port) < 0) bad = "--port"; break;
+        case O_PORT: if (sd_opt_u64(optarg, 65535, 0, &o->port) < 0) bad = "--port"; o->has_port = true; break;
+        case O_FILES: o->files = optarg; break;
         case O_PLAIN_PORT:
             if (sd_opt_u64(optarg, 65535, 0, &o->plain_port) < 0)
                 bad = "--plain-port";
@@ -155,6 +164,32 @@ static int write_ready(const char *path, const struct sd_serve *s)
     return fclose(f);
 }
 
+/* --files: the policy server. */
+static int files_main(const struct opts *o, int sfd)
+{
+    char err[256];
+    struct sd_filesrv *s = sd_filesrv_open(o->cfg.listen, (uint16_t)(o->has_port ? o->port : 80), o->files, err,
+                                           sizeof(err));
+    if (!s) {
+        fprintf(stderr, "slowdown serve: %s\n", err);
+        return SD_EXIT_ERR;
+    }
+    fprintf(stderr, "slowdown serve: files of %s on %s port %u\n", o->files, o->cfg.listen ? o->cfg.listen : "::",
+            sd_filesrv_port(s));
+    int rc = SD_EXIT_OK;
+    FILE *f = o->ready_file ? fopen(o->ready_file, "w") : NULL;
+    if (f)
+        fprintf(f, "tls 0\nplain %u\n", sd_filesrv_port(s));
+    if (o->ready_file && (!f || fclose(f) != 0)) {
+        fprintf(stderr, "slowdown serve: cannot write %s\n", o->ready_file);
+        rc = SD_EXIT_ERR;
+    } else if (sd_filesrv_run(s, sfd) < 0) {
+        rc = SD_EXIT_ERR;
+    }
+    sd_filesrv_free(s);
+    return rc;
+}
+
 int sd_serve_main(int argc, char **argv)
 {
     struct opts o;
@@ -178,6 +213,11 @@ int sd_serve_main(int argc, char **argv)
     if (sfd < 0) {
         perror("slowdown serve: signalfd");
         return SD_EXIT_ERR;
+    }
+    if (o.files) {
+        rc = files_main(&o, sfd);
+        close(sfd);
+        return rc;
     }
     struct sd_serve *s = sd_serve_open(&o.cfg, err, sizeof(err));
     if (!s) {

@@ -98,7 +98,10 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
         e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
         advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
     }
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext)) {
+    e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));
+    e->rst_spare = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst_spare));
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext) ||
+        !e->rst || !e->rst_spare) {
         e->cfg.track = false;
         sd_engine_free(e);
         return NULL;
@@ -159,6 +162,17 @@ static void emit_event(struct sd_engine *e, uint32_t slot, struct sd_event *ev, 
     ev->ts_ns = e->now_ns;
     ev->flow = &r;
     e->cfg.on_event(e->cfg.arg, ev);
+}
+
+/* Ends the action of flow |f| (its state lives on, under no rule) and says so. */
+static void action_end(struct sd_engine *e, uint32_t slot, struct sd_flow *f, const char *reason)
+{
+    struct sd_event ev = {.type = SD_EV_ACTION_END, .rule = e->pol->rules[f->rule - 1].name,
+                          .action = sd_action_kind_name(f->action), .reason = reason};
+    emit_event(e, slot, &ev, SD_END_SHUTDOWN); /* before the flow forgets its rule */
+    f->action = SD_A_PASS;
+    f->rule = 0;
+    f->trigger = SD_T_NONE;
 }
 
 /* Ends a flow's state: report it, free what it holds. The slot itself is
@@ -229,6 +243,8 @@ void sd_engine_free(struct sd_engine *e)
     free(e->scratch);
     sd_quic_ctx_free(e->quic);
     sd_frag_free(e->frag);
+    free(e->rst);
+    free(e->rst_spare);
     free(e);
 }
 
@@ -427,6 +443,7 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
         if (k < r->n_conds)
             continue;
         f->rule = (uint16_t)(i + 1);
+        e->rst[i + 1].flows++;
         f->trigger = r->action.kind == SD_A_PASS ? SD_T_NONE : trigger_of(r, fa);
         sd__act_start(e, f, &r->action);
         if (r->action.kind != SD_A_PASS)
@@ -598,11 +615,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
                 sd__trace(e, slot, "SYN from outside: flow no longer eligible (B1)");
             f->flags &= (uint8_t)~(SD_FF_ELIGIBLE | SD_FF_INSPECTING);
             sd__reasm_release(e, f);
-            if (f->action != SD_A_PASS) {
-                f->action = SD_A_PASS;
-                f->rule = 0;
-                f->trigger = SD_T_NONE;
-            }
+            if (f->action != SD_A_PASS)
+                action_end(e, slot, f, "remote_syn");
         }
         if ((fl & (SD_TCP_FIN | SD_TCP_RST)) && e->pol->timeouts.clear_on_fin_rst)
             end_after = true;
@@ -623,6 +637,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
             fired = evaluate(e, slot, f, &fa, true);
         }
         if (fired || done) {
+            e->st.inspect_rule += fired;
+            e->st.inspect_none += !fired;
             f->flags &= (uint8_t)~SD_FF_INSPECTING;
             sd__reasm_release(e, f);
             if (!fired)
@@ -633,9 +649,13 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
 
     if (f->action != SD_A_PASS)
         sd__act(e, f, pkt, dir, trigger_pkt, prev_ms, v);
+    struct sd_rule_stats *rs = &e->rst[f->rule];
+    rs->packets++;
+    rs->bytes += pkt->ip_len;
     if (v->kind == SD_V_DROP || v->kind == SD_V_REPLACE) {
         e->st.dropped += v->kind == SD_V_DROP;
         e->st.replaced += v->kind == SD_V_REPLACE;
+        rs->dropped++;
         if (x)
             x->dropped[dir]++;
     }
@@ -701,6 +721,15 @@ void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t no
     }
 }
 
+/* Index + 1 of the rule of |pol| named |name| with action |kind|, or 0. */
+static uint16_t find_rule(const struct sd_policy *pol, const char *name, uint8_t kind)
+{
+    for (unsigned k = 0; k < pol->n_rules; k++)
+        if (pol->rules[k].action.kind == kind && strcmp(pol->rules[k].name, name) == 0)
+            return (uint16_t)(k + 1);
+    return 0;
+}
+
 void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
 {
     const struct sd_policy *old = e->pol;
@@ -713,19 +742,25 @@ void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
         struct sd_flow *f = sd_flow_at(e->ft, s);
         if (!f->rule)
             continue;
-        const char *name = old->rules[f->rule - 1].name;
-        unsigned k;
-        for (k = 0; k < pol->n_rules; k++)
-            if (strcmp(pol->rules[k].name, name) == 0)
-                break;
-        if (k < pol->n_rules && pol->rules[k].action.kind == f->action) {
-            f->rule = (uint16_t)(k + 1);
-        } else {
+        uint16_t k = find_rule(pol, old->rules[f->rule - 1].name, f->action);
+        if (k)
+            f->rule = k;
+        else if (f->action != SD_A_PASS)
+            action_end(e, s, f, "policy");
+        else
             f->rule = 0;
-            f->action = SD_A_PASS;
-            f->trigger = SD_T_NONE;
-        }
     }
+    /* Counters follow their rule by name, like the flows (spare buffer: no allocation here). */
+    memset(e->rst_spare, 0, (SD_POLICY_MAX_RULES + 1) * sizeof(*e->rst_spare));
+    e->rst_spare[0] = e->rst[0];
+    for (unsigned k = 0; k < pol->n_rules; k++) {
+        uint16_t j = find_rule(old, pol->rules[k].name, pol->rules[k].action.kind);
+        if (j)
+            e->rst_spare[k + 1] = e->rst[j];
+    }
+    struct sd_rule_stats *t = e->rst;
+    e->rst = e->rst_spare;
+    e->rst_spare = t;
     e->pol = pol;
 }
 
@@ -752,6 +787,14 @@ void sd_engine_get_stats(const struct sd_engine *e, struct sd_engine_stats *st)
 {
     *st = e->st;
     st->flows_active = sd_flow_count(e->ft);
+    st->flow_capacity = sd_flow_capacity(e->ft);
+}
+
+size_t sd_engine_rule_stats(const struct sd_engine *e, struct sd_rule_stats *out, size_t max)
+{
+    size_t n = (size_t)e->pol->n_rules + 1;
+    memcpy(out, e->rst, SD_MIN(n, max) * sizeof(*out));
+    return n;
 }
 
 /* ---- tracking helpers ---- */
@@ -788,6 +831,8 @@ void sd__trace(struct sd_engine *e, uint32_t slot, const char *fmt, ...)
 
 void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v)
 {
+    if (v.p)
+        e->st.names[which]++;
     if (!e->ext || !v.p)
         return;
     struct sd_flow_ext *x = &e->ext[slot];

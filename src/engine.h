@@ -86,6 +86,8 @@ enum sd_event_type {
     SD_EV_NAME = 1,      /* a name was parsed: name_kind says which */
     SD_EV_RULE = 2,      /* a rule fired (also pass rules) */
     SD_EV_RELEASE = 3,   /* the flow's state was released: report holds its summary */
+    SD_EV_ACTION_END = 4,/* the flow's action ended while its state lives on (policy reload, a
+                            remote SYN): rule and action say which; reason why */
 };
 
 struct sd_event {
@@ -96,7 +98,8 @@ struct sd_event {
     const struct sd_flow_report *flow; /* the flow (counters as of now; names so far) */
     struct sd_iov name;       /* SD_EV_NAME */
     const char *rule;         /* SD_EV_RULE */
-    const char *action;       /* SD_EV_RULE: the action kind ("throttle", "rst", ...) */
+    const char *action;       /* SD_EV_RULE, SD_EV_ACTION_END: the action kind ("throttle", "rst", ...) */
+    const char *reason;       /* SD_EV_ACTION_END: "policy" (a reload dropped the rule), "remote_syn" */
 };
 
 struct sd_engine_config {
@@ -159,7 +162,27 @@ struct sd_engine_stats {
     uint64_t packets, dropped, replaced, held;
     uint64_t flows_created, flows_active, flows_evicted, flows_expired;
     uint64_t triggers, reasm_exhausted, frag_exhausted;
+    uint64_t names[3];        /* names parsed: [0] TLS/QUIC SNI, [1] HTTP host, [2] DNS qname */
+    uint64_t inspect_rule;    /* inspections that ended with a rule firing (pass rules too) */
+    uint64_t inspect_none;    /* inspections that ended without one (gave up, budget spent, no match) */
+    uint64_t flow_capacity;   /* the flow table's size */
 };
 void sd_engine_get_stats(const struct sd_engine *e, struct sd_engine_stats *st);
+
+/* Counters of one rule (or, at index 0, of packets of flows under no rule). */
+struct sd_rule_stats {
+    uint64_t packets, bytes;  /* packets seen under the rule, and their L3 bytes */
+    uint64_t dropped;         /* ... of which dropped or replaced by an RST */
+    uint64_t flows;           /* times the rule fired (index 0: unused) */
+};
+
+/*
+ * Copies the per-rule counters into |out|: [0] for packets of flows under no
+ * rule, [i] for rule i - 1 of the current policy, at most |max| entries.
+ * Returns the policy's rule count + 1 (which may exceed |max|). A rule's
+ * counters survive sd_engine_set_policy when the new policy has a rule of the
+ * same name and action kind; otherwise they start again from zero.
+ */
+size_t sd_engine_rule_stats(const struct sd_engine *e, struct sd_rule_stats *out, size_t max);
 
 #endif

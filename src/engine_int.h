@@ -85,6 +85,8 @@ struct sd_engine {
     struct sd_frag *frag;     /* held IP fragments (spec 4.4) */
     uint8_t out[128];         /* replacement packet */
     struct sd_engine_stats st;
+    struct sd_rule_stats *rst;  /* [SD_POLICY_MAX_RULES + 1]: per-rule counters, indexed like sd_flow.rule */
+    struct sd_rule_stats *rst_spare; /* same size: the remapping buffer of sd_engine_set_policy */
 };
 
 /* inspect.c: looks at the payload of |pkt| for flow |slot| in direction |dir|

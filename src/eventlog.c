@@ -50,18 +50,17 @@ static void addr(char *buf, size_t cap, int family, const uint8_t *a)
     snprintf(buf, cap, "%.*s", (int)n, s);
 }
 
-void sd_eventlog_write(void *arg, const struct sd_event *ev)
+static void write_event(FILE *out, const struct sd_event *ev)
 {
-    FILE *out = arg;
     const struct sd_flow_report *f = ev->flow;
     char ts[48], src[64], dst[64];
-    static const char *const types[] = {"flow_start", "name", "alert", "flow"};
+    static const char *const types[] = {"flow_start", "name", "alert", "flow", "action_end"};
     static const char *const name_types[] = {"tls", "http", "dns"};
     static const char *const ends[] = {"timeout", "evicted", "fin_rst", "shutdown"};
     ts_iso(ts, sizeof(ts), ev->ts_ns);
     addr(src, sizeof(src), f->family, f->caddr);
     addr(dst, sizeof(dst), f->family, f->saddr);
-    const char *type = ev->type == SD_EV_NAME ? name_types[ev->name_kind % 3] : types[ev->type & 3];
+    const char *type = ev->type == SD_EV_NAME ? name_types[ev->name_kind % 3] : types[ev->type < SD_COUNTOF(types) ? ev->type : 0];
     fprintf(out,
             "{\"timestamp\":\"%s\",\"flow_id\":%" PRIu64 ",\"event_type\":\"%s\",\"src_ip\":\"%s\",\"src_port\":%u,"
             "\"dest_ip\":\"%s\",\"dest_port\":%u,\"proto\":\"%s\"",
@@ -85,6 +84,10 @@ void sd_eventlog_write(void *arg, const struct sd_event *ev)
                 trig ? trig : "none");
         break;
     }
+    case SD_EV_ACTION_END:
+        fprintf(out, ",\"action_end\":{\"action\":\"%s\",\"signature\":\"%s\",\"reason\":\"%s\"}", ev->action,
+                ev->rule, ev->reason);
+        break;
     case SD_EV_RELEASE: {
         char start[48], end[48];
         ts_iso(start, sizeof(start), f->first_ns);
@@ -103,4 +106,12 @@ void sd_eventlog_write(void *arg, const struct sd_event *ev)
     }
     }
     fputs("}\n", out);
+}
+
+void sd_eventlog_write(void *arg, const struct sd_event *ev)
+{
+    FILE *out = arg;
+    flockfile(out); /* one whole line at a time, whichever thread writes */
+    write_event(out, ev);
+    funlockfile(out);
 }

@@ -8,6 +8,11 @@
  *   name parsed   event_type "tls" {"sni"}, "http" {"hostname"}, "dns" {"rrname"}
  *   rule fired    event_type "alert" {"action", "signature" (the rule), "category" (the trigger)}
  *   released      event_type "flow" {pkts/bytes to server and client, dropped, start, end, reason, action}
+ *   action ended  event_type "action_end" {"action", "signature", "reason"}: a reload removed the
+ *                 flow's rule, or a remote SYN made it ineligible (its state lives on, under no rule)
+ *
+ * Writers from several threads share one FILE: each line is written under
+ * the FILE's own lock (flockfile), so lines never interleave.
  */
 #ifndef SD_EVENTLOG_H
 #define SD_EVENTLOG_H

@@ -12,7 +12,12 @@
  * Download goodput is counted as the bytes handed to us, binned by the time
  * they arrived. Upload goodput cannot be seen from the sender's writes (the
  * socket buffer hides the path), so it is sampled from TCP_INFO's
- * tcpi_bytes_acked at every wakeup, with wakeups at least once per bin.
+ * tcpi_bytes_acked at every wakeup, with wakeups at least once per bin. The
+ * same samples (RTT, retransmissions, out-of-order arrivals) are kept per
+ * bin for callers that ask (the detector tells policing from shaping by
+ * them). A download with samples wakes at least once per bin to take
+ * them: TCP's count of bytes received moves smoothly where TLS hands over
+ * whole 16 KB records, once a second at 128 kbit/s.
  *
  * Certificate verification is off on purpose: the server is our own
  * `slowdown serve` with a throw-away certificate, and the SNI is whatever
@@ -87,7 +92,25 @@ static int open_socket(const struct sd_fetch_opts *o, const struct sockaddr_stor
             return SD_EIO;
         }
     }
+    if (o->hooks && o->hooks->socket) {
+        int rc = o->hooks->socket(o->hook_arg, fd, r->detail, sizeof(r->detail));
+        if (rc < 0) {
+            close(fd);
+            return rc;
+        }
+    }
     return fd;
+}
+
+/* Runs hook |rc| returned: on failure the measurement ends as an error. */
+static int hook_failed(struct sd_fetch_result *r, int rc)
+{
+    if (rc >= 0)
+        return 0;
+    r->end = SD_FETCH_ERROR;
+    if (!r->detail[0])
+        snprintf(r->detail, sizeof(r->detail), "hook: %s", sd_strerror(rc));
+    return -1;
 }
 
 /* Non-blocking connect with a deadline. 0, or -1 with r's end set. */
@@ -166,15 +189,42 @@ static void bin_add(const struct sd_fetch_opts *o, uint64_t bin_ns, struct sd_fe
     }
 }
 
-static uint64_t bytes_acked(int fd)
+/* Reads TCP_INFO into |s| (zero on failure); |up| picks the MSS of our direction. */
+static void tcp_sample(int fd, bool up, struct sd_fetch_tcp *s)
 {
     struct tcp_info ti;
     socklen_t len = sizeof(ti);
 
     memset(&ti, 0, sizeof(ti));
+    memset(s, 0, sizeof(*s));
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-        return 0;
-    return ti.tcpi_bytes_acked;
+        return;
+    s->rtt_us = ti.tcpi_rtt;
+    s->rcv_rtt_us = ti.tcpi_rcv_rtt;
+    s->min_rtt_us = ti.tcpi_min_rtt;
+    s->retrans = ti.tcpi_total_retrans;
+    s->ooo = ti.tcpi_rcv_ooopack;
+    s->mss = up ? ti.tcpi_snd_mss : ti.tcpi_rcv_mss;
+    s->segs = up ? ti.tcpi_data_segs_out : ti.tcpi_data_segs_in;
+    s->bytes_in = ti.tcpi_bytes_received;
+    s->bytes_acked = ti.tcpi_bytes_acked;
+}
+
+/* Keeps |s| as the sample of the bin of time |t| (the last one taken wins). */
+static void tcp_bin(const struct sd_fetch_opts *o, uint64_t bin_ns, uint64_t t, const struct sd_fetch_tcp *s)
+{
+    uint64_t i = t / bin_ns;
+
+    if (o->tcp_bins && i < o->max_bins)
+        o->tcp_bins[i] = *s;
+}
+
+static uint64_t bytes_acked(int fd)
+{
+    struct sd_fetch_tcp s;
+
+    tcp_sample(fd, true, &s);
+    return s.bytes_acked;
 }
 
 /* The earliest of the transfer deadline and |now| + |idle|. */
@@ -183,12 +233,19 @@ static uint64_t next_wake(uint64_t deadline, uint64_t now, uint64_t step)
     return SD_MIN(deadline, now + step);
 }
 
+/* The transfer's end: t0 + duration, or the absolute deadline, the earlier. */
+static uint64_t transfer_deadline(const struct sd_fetch_opts *o, uint64_t t0, uint64_t forever)
+{
+    uint64_t d = o->duration_ns ? t0 + o->duration_ns : forever;
+    return o->deadline_ns ? SD_MIN(d, o->deadline_ns) : d;
+}
+
 static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uint64_t t0, uint64_t bin_ns,
                           uint64_t idle_ns, struct sd_fetch_result *r)
 {
     static const uint64_t forever = UINT64_MAX / 2;
-    uint64_t deadline = o->duration_ns ? t0 + o->duration_ns : forever;
-    uint64_t last = t0;
+    uint64_t deadline = transfer_deadline(o, t0, forever);
+    uint64_t last = t0, sampled_bin = UINT64_MAX;
     uint8_t buf[CHUNK];
 
     for (;;) {
@@ -212,13 +269,23 @@ static void transfer_down(const struct sd_fetch_opts *o, struct sd_tconn *c, uin
                 break;
             }
         }
+        /* TCP's view once per bin: bytes arrive there before TLS hands over a whole record. */
+        if (o->tcp_bins && (now - t0) / bin_ns != sampled_bin) {
+            struct sd_fetch_tcp ts;
+            sampled_bin = (now - t0) / bin_ns;
+            tcp_sample(c->fd, false, &ts);
+            tcp_bin(o, bin_ns, now - t0, &ts);
+        }
         if (now >= deadline) {
             set_end(r, SD_FETCH_DONE, 0, "");
             break;
         }
         if (n > 0)
             continue;
-        if (!sd_tconn_wait(c->fd, c->want, next_wake(deadline, last, idle_ns))) {
+        uint64_t wake = next_wake(deadline, last, idle_ns);
+        if (o->tcp_bins)
+            wake = SD_MIN(wake, t0 + (sampled_bin + 1) * bin_ns);
+        if (!sd_tconn_wait(c->fd, c->want, wake)) {
             now = sd_mono_ns();
             if (now >= deadline) {
                 set_end(r, SD_FETCH_DONE, 0, "");
@@ -238,7 +305,7 @@ static void transfer_up(const struct sd_fetch_opts *o, struct sd_tconn *c, uint6
                         uint64_t idle_ns, struct sd_fetch_result *r)
 {
     static const uint64_t forever = UINT64_MAX / 2;
-    uint64_t deadline = o->duration_ns ? t0 + o->duration_ns : forever;
+    uint64_t deadline = transfer_deadline(o, t0, forever);
     uint64_t acked0 = bytes_acked(c->fd), acked = acked0, sent = 0, last = t0;
     uint8_t buf[UP_CHUNK];
     bool writing = true;
@@ -259,7 +326,11 @@ static void transfer_up(const struct sd_fetch_opts *o, struct sd_tconn *c, uint6
             if (o->bytes && sent >= o->bytes)
                 writing = false; /* now wait for the acknowledgements */
         }
-        uint64_t now = sd_mono_ns(), a = bytes_acked(c->fd);
+        struct sd_fetch_tcp ts;
+        uint64_t now = sd_mono_ns();
+        tcp_sample(c->fd, true, &ts);
+        uint64_t a = ts.bytes_acked;
+        tcp_bin(o, bin_ns, now - t0, &ts);
         if (a > acked) {
             bin_add(o, bin_ns, r, now - t0, a - acked);
             acked = a;
@@ -315,6 +386,9 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
     if (!o->plain) {
         r->stage = SD_FETCH_HANDSHAKE;
         ctx = client_ctx(o);
+        if (ctx && o->hooks && o->hooks->tls_ctx &&
+            hook_failed(r, o->hooks->tls_ctx(o->hook_arg, ctx, r->detail, sizeof(r->detail))))
+            goto out;
         c->ssl = ctx ? SSL_new(ctx) : NULL;
         if (!c->ssl) {
             rc = SD_ENOMEM;
@@ -326,6 +400,9 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
             rc = SD_EINVAL;
             goto out;
         }
+        if (o->hooks && o->hooks->tls_ssl &&
+            hook_failed(r, o->hooks->tls_ssl(o->hook_arg, c->ssl, c->fd, r->detail, sizeof(r->detail))))
+            goto out;
         SSL_set_connect_state(c->ssl);
         t = sd_mono_ns();
         int x = sd_tconn_handshake(c, t + hs_to);
@@ -351,10 +428,13 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
         goto out;
     }
     t = sd_mono_ns();
+    r->transfer_start_ns = t;
+    tcp_sample(c->fd, o->dir == SD_FETCH_UP, &r->tcp_start);
     if (o->dir == SD_FETCH_UP)
         transfer_up(o, c, t, bin_ns, idle, r);
     else
         transfer_down(o, c, t, bin_ns, idle, r);
+    tcp_sample(c->fd, o->dir == SD_FETCH_UP, &r->tcp);
     if (c->ssl && r->end == SD_FETCH_DONE)
         SSL_shutdown(c->ssl); /* best effort: one close_notify, not awaited */
 out:
@@ -373,7 +453,7 @@ int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
 
     memset(r, 0, sizeof(*r));
     r->start_ns = sd_mono_ns();
-    if (!o->addr || (!o->bytes && !o->duration_ns) || o->dir > SD_FETCH_UP)
+    if (!o->addr || (!o->bytes && !o->duration_ns && !o->deadline_ns) || o->dir > SD_FETCH_UP)
         return SD_EINVAL;
     if (sd_tconn_sockaddr(o->addr, o->port, &dst, &dlen) < 0) {
         snprintf(r->detail, sizeof(r->detail), "bad address '%s'", o->addr);
@@ -381,6 +461,8 @@ int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
     }
     if (o->bins)
         memset(o->bins, 0, sizeof(o->bins[0]) * o->max_bins);
+    if (o->tcp_bins)
+        memset(o->tcp_bins, 0, sizeof(o->tcp_bins[0]) * o->max_bins);
     r->stage = SD_FETCH_CONNECT;
     c.fd = open_socket(o, &dst, r);
     if (c.fd < 0)
@@ -389,7 +471,9 @@ int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r)
     rc = 0;
     if (do_connect(c.fd, &dst, dlen, r->start_ns + ct, r) == 0) {
         r->connect_ns = sd_mono_ns() - r->start_ns;
-        rc = run_conn(o, &c, r);
+        if (!(o->hooks && o->hooks->connected &&
+              hook_failed(r, o->hooks->connected(o->hook_arg, c.fd, r->start_ns + ct, r->detail, sizeof(r->detail)))))
+            rc = run_conn(o, &c, r);
     }
     close(c.fd);
     return rc;

@@ -37,6 +37,43 @@ enum sd_fetch_end {
 /* Where it ended. */
 enum sd_fetch_stage { SD_FETCH_CONNECT = 0, SD_FETCH_HANDSHAKE = 1, SD_FETCH_TRANSFER = 2 };
 
+/* A TCP_INFO sample, as the measurement uses it (kernel units). */
+struct sd_fetch_tcp {
+    uint32_t rtt_us;       /* tcpi_rtt: smoothed RTT of what we send (meaningful when uploading) */
+    uint32_t rcv_rtt_us;   /* tcpi_rcv_rtt: the receiver's RTT estimate (downloading) */
+    uint32_t min_rtt_us;   /* tcpi_min_rtt */
+    uint32_t retrans;      /* tcpi_total_retrans: segments we retransmitted */
+    uint32_t ooo;          /* tcpi_rcv_ooopack: segments that arrived after a hole (loss upstream of us) */
+    uint32_t mss;          /* tcpi_snd_mss when uploading, tcpi_rcv_mss when downloading */
+    uint32_t segs;         /* tcpi_data_segs_out when uploading, tcpi_data_segs_in when downloading */
+    uint64_t bytes_in;     /* tcpi_bytes_received: TCP payload bytes in, TLS handshake included */
+    uint64_t bytes_acked;  /* tcpi_bytes_acked: TCP payload bytes out that the peer acknowledged */
+};
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+/*
+ * Optional hooks, for the evasion harness (evade.h): each may be NULL and
+ * gets the caller's |arg|. A hook returns 0 to go on, or a negative SD_E*
+ * to end the measurement as SD_FETCH_ERROR at the current stage, with the
+ * hook's one-line reason (written into |detail|, |len| bytes) in the result.
+ *   socket          the socket is made (and bound), not yet connected:
+ *                   socket options such as TCP_MAXSEG
+ *   connected       the TCP connection is up, nothing sent yet: a proxy's
+ *                   CONNECT exchange, say; |deadline| ends the connect stage
+ *   tls_ctx         the SSL_CTX, before the SSL object is made from it
+ *                   (extensions must be registered here)
+ *   tls_ssl         the SSL object, its fd set and SNI given, before the
+ *                   handshake: BIOs may be wrapped here
+ */
+struct sd_fetch_hooks {
+    int (*socket)(void *arg, int fd, char *detail, size_t len);
+    int (*connected)(void *arg, int fd, uint64_t deadline, char *detail, size_t len);
+    int (*tls_ctx)(void *arg, struct ssl_ctx_st *ctx, char *detail, size_t len);
+    int (*tls_ssl)(void *arg, struct ssl_st *ssl, int fd, char *detail, size_t len);
+};
+
 struct sd_fetch_opts {
     const char *addr;           /* server: numeric IPv4 or IPv6 address */
     uint16_t port;
@@ -51,12 +88,18 @@ struct sd_fetch_opts {
     uint8_t dir;                /* enum sd_fetch_dir */
     uint64_t bytes;             /* stop after this many payload bytes (0: no byte limit) */
     uint64_t duration_ns;       /* stop after this long of transfer (0: no time limit) */
+    uint64_t deadline_ns;       /* CLOCK_MONOTONIC time the transfer stops at, whatever the phases
+                                   before took (0: none); the earlier of this and duration_ns wins */
     uint64_t bin_ns;            /* series bin width (0: 100 ms) */
     uint64_t connect_timeout_ns;   /* 0: 5 s */
     uint64_t handshake_timeout_ns; /* 0: 10 s */
     uint64_t idle_timeout_ns;      /* no progress for this long ends the transfer (0: 10 s) */
     uint64_t *bins;             /* caller storage: bytes per bin, zeroed by sd_fetch_run */
     uint32_t max_bins;          /* capacity of bins (bytes past the last bin are counted, not binned) */
+    struct sd_fetch_tcp *tcp_bins; /* optional caller storage (max_bins): the last TCP_INFO sample taken
+                                      in each bin, all zero for a bin without one; zeroed by sd_fetch_run */
+    const struct sd_fetch_hooks *hooks; /* NULL for none */
+    void *hook_arg;
 };
 
 struct sd_fetch_result {
@@ -72,6 +115,9 @@ struct sd_fetch_result {
     uint64_t transfer_ns;       /* duration of the transfer phase */
     uint64_t bytes;             /* payload bytes received (down) or acknowledged by the server (up) */
     uint32_t n_bins;            /* bins used in opts.bins */
+    uint64_t transfer_start_ns; /* CLOCK_MONOTONIC when the transfer began (bin 0 starts here), 0 if never */
+    struct sd_fetch_tcp tcp_start; /* TCP_INFO when the transfer began (all zero if it never began) */
+    struct sd_fetch_tcp tcp;    /* TCP_INFO when the transfer ended (all zero if it never began) */
 };
 
 /*
@@ -84,6 +130,10 @@ struct sd_fetch_result {
  *
  * Upload goodput comes from the kernel's count of acknowledged bytes
  * (TCP_INFO tcpi_bytes_acked), so it includes TLS record overhead (< 1 %).
+ * With o->tcp_bins, TCP_INFO is also sampled once per bin (a download then
+ * wakes at least once per bin; an upload samples at every wakeup, the last
+ * sample of a bin winning).
+ * Thread-safe: concurrent calls share nothing.
  * OpenSSL writes with write(2): the process must ignore SIGPIPE.
  */
 int sd_fetch_run(const struct sd_fetch_opts *o, struct sd_fetch_result *r);

@@ -72,7 +72,7 @@ static bool iface_ok(const char *s)
 static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd_fw_plan *p)
 {
     const char *tab = hook_table[c->hook], *hook = hook_chain[c->hook];
-    char chain[32], qopt[24], qval[24], window[24], mark[32];
+    char chain[32], qopt[24], qval[24], window[24], mark[32], settled[32];
     unsigned w = c->workers ? c->workers : 1;
     int rc = 0;
 
@@ -86,6 +86,7 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
     }
     snprintf(window, sizeof(window), "0:%u", c->queue_packets);
     snprintf(mark, sizeof(mark), "0x%x/0x%x", c->ct_mark, c->ct_mark);
+    snprintf(settled, sizeof(settled), "0x%x/0x%x", c->settled_mark, c->settled_mark);
 #define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
     rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
     if (c->queue_packets == 0) {
@@ -94,6 +95,9 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
     } else {
         if (c->ct_mark)
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "connmark", "--mark", mark, Q);
+        if (c->settled_mark)
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "connmark", "--mark", settled, "-j",
+                                    "RETURN", NULL);
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "conntrack", "--ctstate",
                                 "INVALID,UNTRACKED", Q);
         static const char *const protos[] = {"tcp", "udp"};

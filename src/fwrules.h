@@ -9,6 +9,9 @@
  *
  *   -A SLOWDOWN-q -m connmark --mark M/M -j NFQUEUE Q --queue-bypass
  *        flows under an action: every packet (the daemon sets M on them)
+ *   -A SLOWDOWN-q -m connmark --mark S/S -j RETURN
+ *        settled flows (inspection over, no action; the daemon sets S on
+ *        them): none of their packets any more, however early they settled
  *   -A SLOWDOWN-q -m conntrack --ctstate INVALID,UNTRACKED -j NFQUEUE Q --queue-bypass
  *        packets conntrack cannot place (bad checksum, out of window): a box
  *        on the wire sees them too, and evasion tricks rely on them
@@ -45,6 +48,7 @@ struct sd_fw_config {
     uint16_t workers;         /* queues queue .. queue + workers - 1 (0 counts as 1) */
     uint32_t queue_packets;   /* connbytes window N; 0 queues every packet */
     uint32_t ct_mark;         /* conntrack mark bit(s) of flows under an action */
+    uint32_t settled_mark;    /* conntrack mark bit(s) of settled flows (0: no such rule) */
     uint8_t hook;             /* SD_FW_FORWARD or SD_FW_PREROUTING */
     const char *ifaces[SD_FW_MAX_IFACES]; /* only packets coming in on these (none: all) */
     unsigned n_ifaces;

@@ -14,11 +14,19 @@
  * -- and any packet whose message was lost to a receive-buffer overflow,
  * which is then forwarded rather than left stuck in the kernel.
  *
- * Flows that trigger an action get a conntrack mark (ctnetlink, io_nfq.c) so
- * the rules keep queueing all their packets after the inspection window. The
- * engine tells no verdict-level "this flow is now under an action", so the
- * worker watches its trigger counter: a packet after which it grew belongs
- * to a flow that just triggered.
+ * Flows under an action get a conntrack mark (ctnetlink, io_nfq.c) so the
+ * rules keep queueing all their packets after the inspection window; flows
+ * that settled (inspection over, no action) get another, so the rules stop
+ * queueing them at once and their bulk stays in the kernel. The verdict's
+ * flags (SD_VF_ACTION, SD_VF_SETTLED) say which state a packet's flow is in;
+ * a small direct-mapped cache of flow hashes remembers which state each flow
+ * was last marked with, so a flow is marked once per state change, not once
+ * per packet. (Two flows in one slot cost one more mark each; a flow is
+ * wrongly taken as marked only when another one shares the 30 hash bits an
+ * entry keeps.) A bare SYN is never marked: its conntrack entry is not
+ * confirmed yet. Neither is a UDP flow's on its first datagram, which may be
+ * the one that triggers (DNS, QUIC), so a UDP flow under an action is marked
+ * twice: on the trigger and on the next packet.
  *
  * Held IP fragments come back through on_release and leave through a raw
  * socket. (With conntrack loaded the kernel reassembles fragments before any
@@ -27,6 +35,11 @@
  * Policy reload: the main thread publishes a policy and a generation number;
  * each worker swaps between two batches and acknowledges; the main thread
  * frees the old policy only once every worker has acknowledged.
+ *
+ * Statistics and per-rule counters are published by each worker every 0.5 s
+ * into a snapshot under its own lock; readers (the main thread, the metrics
+ * listener) only ever read snapshots. Per-rule snapshots carry the rule names
+ * copied, so a reader never touches a policy that may be freed meanwhile.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +54,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -53,6 +67,9 @@ enum {
     PUBLISH_NS = 500 * SD_NS_PER_MS,       /* stats snapshot period */
     EXPIRE_NS = 1000 * SD_NS_PER_MS,       /* idle-flow sweep period */
     MAX_BATCH = 256,
+    MARK_CACHE = 4096,                     /* flows remembered as marked, per worker */
+    MARK_ACTION = 1, MARK_SETTLED = 2,     /* the state in the low bits of a cache entry */
+    MARK_ACTION_ONCE = 3,                  /* UDP: marked under an action once, mark once more */
 };
 
 struct worker {
@@ -64,16 +81,21 @@ struct worker {
     struct sd_engine *e;
     int ct_fd, raw4, raw6;
     unsigned gen;                          /* policy generation in use */
+    const struct sd_policy *pol;           /* ... and its policy */
     atomic_uint seen_gen;                  /* ... as acknowledged to the main thread */
-    uint64_t last_triggers;
     struct sd_inline_stats st;             /* owned by the worker */
-    pthread_mutex_t lock;                  /* guards snap */
+    uint32_t marked[MARK_CACHE];           /* flow hash with its low 2 bits replaced by MARK_* */
+    pthread_mutex_t lock;                  /* guards snap, snap_rules, snap_n */
     struct sd_inline_stats snap;
+    unsigned snap_n;
+    struct sd_inline_rule snap_rules[SD_INLINE_MAX_RULES];
+    struct sd_rule_stats rst[SD_INLINE_MAX_RULES]; /* publish()'s scratch */
     struct sd_nfq_pkt pkts[MAX_BATCH];
 };
 
 struct sd_inline {
     struct sd_inline_config cfg;
+    int64_t wall_offset;                   /* CLOCK_REALTIME - CLOCK_MONOTONIC at start, for events */
     int stop_fd;                           /* eventfd: readable when the workers must stop */
     _Atomic(const struct sd_policy *) policy;
     atomic_uint gen;
@@ -112,16 +134,46 @@ static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns)
         w->st.release_errors++;
 }
 
-/* Marks the conntrack entry of |pkt|'s flow (it just triggered). */
-static void mark_flow(struct worker *w, const struct sd_pkt *pkt)
+/* The event log, with engine (monotonic) times turned into wall-clock times. */
+static void on_event(void *arg, const struct sd_event *ev)
 {
-    if (!(pkt->flags & SD_PKT_L4) || (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
+    struct worker *w = arg;
+    const struct sd_inline *in = w->in;
+    struct sd_flow_report r = *ev->flow;
+    struct sd_event e = *ev;
+
+    r.first_ns = (uint64_t)((int64_t)r.first_ns + in->wall_offset);
+    r.last_ns = (uint64_t)((int64_t)r.last_ns + in->wall_offset);
+    e.ts_ns = (uint64_t)((int64_t)e.ts_ns + in->wall_offset);
+    e.flow = &r;
+    in->cfg.on_event(in->cfg.event_arg, &e);
+}
+
+/* Sets the conntrack mark of |pkt|'s flow to |state| (MARK_ACTION or MARK_SETTLED) unless the cache says
+ * it has it already. */
+static void mark_flow(struct worker *w, const struct sd_pkt *pkt, uint32_t state)
+{
+    const struct sd_inline_config *c = &w->in->cfg;
+    uint32_t bits = state == MARK_ACTION ? c->ct_mark : c->settled_mark;
+
+    if (!bits || !(pkt->flags & SD_PKT_L4) || (pkt->proto != IPPROTO_TCP && pkt->proto != IPPROTO_UDP))
         return;
+    if (pkt->proto == IPPROTO_TCP && (pkt->tcp_flags & (SD_TCP_SYN | SD_TCP_ACK)) == SD_TCP_SYN)
+        return; /* unconfirmed conntrack entry: the next packet marks it */
+    uint32_t h = sd_engine_flow_hash(pkt) & ~3u;
+    uint32_t *slot = &w->marked[(h >> 2) % MARK_CACHE];
+    if (*slot == (h | state))
+        return;
+    bool again = state == MARK_ACTION && pkt->proto == IPPROTO_UDP && *slot != (h | MARK_ACTION_ONCE);
+    *slot = h | (again ? MARK_ACTION_ONCE : state);
+    /* One state at a time: an action flow that settles (its rule left with a reload) loses the action bit. */
     struct sd_nfq_tuple t = {pkt->family, pkt->proto, pkt->saddr, pkt->daddr, pkt->sport, pkt->dport};
-    if (sd_nfq_ct_mark(w->ct_fd, &t, w->in->cfg.ct_mark, w->in->cfg.ct_mark) == 0)
+    if (sd_nfq_ct_mark(w->ct_fd, &t, bits, c->ct_mark | c->settled_mark) == 0) {
         w->st.ct_marks++;
-    else
+        w->st.settled_marks += state == MARK_SETTLED;
+    } else {
         w->st.ct_errors++;
+    }
 }
 
 /* Runs one packet through the engine; |v| says what to do with it. */
@@ -130,6 +182,7 @@ static void decide(struct worker *w, const struct sd_nfq_pkt *p, uint64_t now, s
     struct sd_pkt pkt;
 
     v->kind = SD_V_PASS;
+    v->flags = 0;
     if (!w->e || !p->data)
         return;
     if (sd_pkt_decode(&pkt, SD_DLT_RAW, p->data, p->len) < 0) {
@@ -137,14 +190,8 @@ static void decide(struct worker *w, const struct sd_nfq_pkt *p, uint64_t now, s
         return;
     }
     sd_engine_packet(w->e, &pkt, now, v);
-    if (w->ct_fd >= 0) {
-        struct sd_engine_stats es;
-        sd_engine_get_stats(w->e, &es);
-        if (es.triggers != w->last_triggers) {
-            w->last_triggers = es.triggers;
-            mark_flow(w, &pkt);
-        }
-    }
+    if (w->ct_fd >= 0 && (v->flags & (SD_VF_ACTION | SD_VF_SETTLED)))
+        mark_flow(w, &pkt, (v->flags & SD_VF_ACTION) ? MARK_ACTION : MARK_SETTLED);
 }
 
 /* Decides a received batch and queues its verdicts; accepts go out in runs. */
@@ -194,13 +241,25 @@ static int handle_batch(struct worker *w, int n, uint64_t now)
 
 static void publish(struct worker *w)
 {
+    size_t n = 0;
+
     sd_nfq_get_stats(w->q, &w->st.nfq);
-    if (w->e)
+    if (w->e) {
         sd_engine_get_stats(w->e, &w->st.engine);
+        n = SD_MIN(sd_engine_rule_stats(w->e, w->rst, SD_INLINE_MAX_RULES), (size_t)SD_INLINE_MAX_RULES);
+    }
     if (w->ct_fd >= 0)
         w->st.ct_errors += sd_nfq_ct_drain(w->ct_fd);
     pthread_mutex_lock(&w->lock);
     w->snap = w->st;
+    for (size_t i = 0; i < n; i++) {
+        struct sd_inline_rule *r = &w->snap_rules[i];
+        const struct sd_rule *pr = i ? &w->pol->rules[i - 1] : NULL;
+        snprintf(r->name, sizeof(r->name), "%s", pr ? pr->name : "");
+        r->action = pr ? pr->action.kind : SD_A_PASS;
+        r->st = w->rst[i];
+    }
+    w->snap_n = (unsigned)n;
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -210,8 +269,11 @@ static void switch_policy(struct worker *w)
 
     if (g == w->gen)
         return;
-    if (w->e)
-        sd_engine_set_policy(w->e, atomic_load(&w->in->policy));
+    w->pol = atomic_load(&w->in->policy);
+    if (w->e) {
+        sd_engine_set_policy(w->e, w->pol);
+        publish(w); /* counters under the new rule names at once */
+    }
     w->gen = g;
     atomic_store(&w->seen_gen, g);
 }
@@ -269,6 +331,7 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
                                .fail_closed = c->fail_closed};
 
     w->in = in;
+    w->pol = pol;
     w->ct_fd = w->raw4 = w->raw6 = -1;
     pthread_mutex_init(&w->lock, NULL);
     w->q = sd_nfq_open(&qc, err, errlen);
@@ -276,7 +339,8 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
         return SD_EIO;
     if (c->no_engine)
         return 0;
-    struct sd_engine_config ec = {.max_flows = c->max_flows, .on_release = on_release, .arg = w};
+    struct sd_engine_config ec = {.max_flows = c->max_flows, .on_release = on_release, .arg = w,
+                                  .track = c->on_event != NULL, .on_event = c->on_event ? on_event : NULL};
     if (getrandom(ec.key, sizeof(ec.key), 0) != sizeof(ec.key))
         ec.key[0] = sd_mono_ns() | 1; /* never the 0,0 test key */
     w->e = sd_engine_new(pol, &ec);
@@ -286,7 +350,7 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
     }
     w->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     w->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-    if (c->ct_mark && (w->ct_fd = sd_nfq_ct_open()) < 0) {
+    if ((c->ct_mark || c->settled_mark) && (w->ct_fd = sd_nfq_ct_open()) < 0) {
         snprintf(err, errlen, "cannot open a ctnetlink socket for conntrack marks");
         return SD_EIO;
     }
@@ -306,6 +370,9 @@ struct sd_inline *sd_inline_start(const struct sd_inline_config *c, const struct
     }
     in->cfg = *c;
     in->n = n;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    in->wall_offset = (int64_t)((uint64_t)rt.tv_sec * SD_NS_PER_S + (uint64_t)rt.tv_nsec) - (int64_t)sd_mono_ns();
     atomic_store(&in->policy, pol);
     in->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (in->stop_fd < 0) {
@@ -367,6 +434,11 @@ static void add_stats(struct sd_inline_stats *a, const struct sd_inline_stats *b
     a->engine.triggers += b->engine.triggers;
     a->engine.reasm_exhausted += b->engine.reasm_exhausted;
     a->engine.frag_exhausted += b->engine.frag_exhausted;
+    for (int i = 0; i < 3; i++)
+        a->engine.names[i] += b->engine.names[i];
+    a->engine.inspect_rule += b->engine.inspect_rule;
+    a->engine.inspect_none += b->engine.inspect_none;
+    a->engine.flow_capacity += b->engine.flow_capacity;
     a->accepted += b->accepted;
     a->dropped += b->dropped;
     a->replaced += b->replaced;
@@ -376,6 +448,7 @@ static void add_stats(struct sd_inline_stats *a, const struct sd_inline_stats *b
     a->decode_errors += b->decode_errors;
     a->ct_marks += b->ct_marks;
     a->ct_errors += b->ct_errors;
+    a->settled_marks += b->settled_marks;
     a->io_errors += b->io_errors;
 }
 
@@ -390,6 +463,46 @@ void sd_inline_get_stats(struct sd_inline *in, struct sd_inline_stats *st)
         add_stats(st, &w->snap);
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+/* Adds |r| to the entry of the same name and action in |out| (n entries so far), or appends it. */
+static size_t add_rule(struct sd_inline_rule *out, size_t n, size_t max, const struct sd_inline_rule *r)
+{
+    size_t i = 0;
+    while (i < n && !(out[i].action == r->action && strcmp(out[i].name, r->name) == 0))
+        i++;
+    if (i == n) {
+        if (n == max)
+            return n;
+        out[n] = *r;
+        memset(&out[n].st, 0, sizeof(out[n].st));
+        n++;
+    }
+    out[i].st.packets += r->st.packets;
+    out[i].st.bytes += r->st.bytes;
+    out[i].st.dropped += r->st.dropped;
+    out[i].st.flows += r->st.flows;
+    return n;
+}
+
+size_t sd_inline_get_rule_stats(struct sd_inline *in, struct sd_inline_rule *out, size_t max)
+{
+    size_t n = 0;
+
+    if (max == 0)
+        return 0;
+    memset(&out[0], 0, sizeof(out[0])); /* the no-rule entry is always first */
+    n = 1;
+    for (unsigned i = 0; i < in->n; i++) {
+        struct worker *w = &in->w[i];
+        if (!w->q)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        for (unsigned k = 0; k < w->snap_n; k++)
+            n = add_rule(out, n, max, &w->snap_rules[k]);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return n;
 }
 
 void sd_inline_stop(struct sd_inline *in)

@@ -17,20 +17,27 @@
 
 #include "engine.h"
 #include "io_nfq.h"
+#include "policy.h"
 
-struct sd_policy;
-
-enum { SD_INLINE_MAX_WORKERS = 64 };
+enum { SD_INLINE_MAX_WORKERS = 64, SD_INLINE_MAX_RULES = SD_POLICY_MAX_RULES + 1 };
 
 struct sd_inline_config {
     uint16_t queue;           /* first queue; worker i serves queue + i */
     uint16_t workers;         /* 1 .. SD_INLINE_MAX_WORKERS */
-    uint32_t ct_mark;         /* conntrack mark bit(s) set on flows that trigger (0: none) */
+    uint32_t ct_mark;         /* conntrack mark bit(s) set on flows under an action (0: none) */
+    uint32_t settled_mark;    /* conntrack mark bit(s) set on settled flows (inspection over, no
+                                 action: the rules stop queueing them); 0: none */
     uint32_t copy_range, maxlen, rcvbuf; /* queue settings (io_nfq.h; 0 for defaults) */
     unsigned batch;           /* packets per receive (0: 256) */
     uint32_t max_flows;       /* per engine (0: engine default) */
     bool no_engine;           /* accept everything, engine never called (plumbing tests, benchmarks) */
     bool fail_closed;         /* a full queue drops (default: the kernel accepts unseen) */
+    /* The event log: with it, the engines keep per-flow reports (track mode)
+     * and every decision is handed to on_event, from the worker threads, so
+     * it must be thread-safe (sd_eventlog_write is). Times are wall-clock
+     * (CLOCK_REALTIME) nanoseconds. NULL: no events. */
+    void (*on_event)(void *arg, const struct sd_event *ev);
+    void *event_arg;
 };
 
 struct sd_inline_stats {
@@ -40,6 +47,7 @@ struct sd_inline_stats {
     uint64_t released, release_errors;           /* held packets sent later through a raw socket */
     uint64_t decode_errors;           /* packets the decoder refused (accepted unseen) */
     uint64_t ct_marks, ct_errors;     /* conntrack marks sent / refused by the kernel */
+    uint64_t settled_marks;           /* ... of which marked a flow settled */
     uint64_t io_errors;               /* failed receives or verdict sends (verdicts of a failed send are
                                          recovered by the next batch accept, or at stop) */
 };
@@ -64,6 +72,21 @@ int sd_inline_set_policy(struct sd_inline *in, const struct sd_policy *pol);
 
 /* Statistics as last published by the workers (at most 0.5 s old). */
 void sd_inline_get_stats(struct sd_inline *in, struct sd_inline_stats *st);
+
+/* One rule's counters, summed over the workers. */
+struct sd_inline_rule {
+    char name[SD_POLICY_NAME_MAX]; /* "" for packets of flows under no rule */
+    uint8_t action;                /* enum sd_action_kind (SD_A_PASS for "") */
+    struct sd_rule_stats st;
+};
+
+/*
+ * The per-rule counters as last published by the workers, summed by rule
+ * name and action, into |out| (at most |max|): [0] is always the no-rule
+ * entry, then the rules in policy order. During a policy switch a rule of
+ * both policies appears once. Returns how many entries were written.
+ */
+size_t sd_inline_get_rule_stats(struct sd_inline *in, struct sd_inline_rule *out, size_t max);
 
 /* Stops the workers, unbinds the queues (the kernel accepts what is still
  * queued), frees the engines. Accepts NULL. */

@@ -178,7 +178,13 @@ static bool inspect_tcp(struct sd_engine *e, uint32_t slot, struct sd_flow *f, c
                 n -= skip;
                 off = 0;
             }
+            uint32_t had = r->contig;
+            uint8_t was_clipped = r->clipped;
             sd_reasm_add(r, (uint64_t)off, p, n);
+            if (r->contig == had && r->clipped == was_clipped)
+                return false; /* no new byte in order (a retransmission, a piece past a hole): the
+                                 parse would repeat the last one, so a storm of such segments costs
+                                 neither parsing nor trace */
             const uint8_t *s = r->data, *se = r->data + r->contig;
             rc = r->contig ? sd_tls_stream(s, se, e->scratch, 65536, &h) : SD_EAGAIN;
             if (rc > 0) {

@@ -198,7 +198,6 @@ static int parse_v6(const char *p, const char *end, uint8_t out[static 16])
                 return SD_EINVAL;
             g[ng++] = sd_rd16be(q);
             g[ng++] = sd_rd16be(q + 2);
-            p = end;
             break;
         }
         unsigned v = 0;
@@ -338,10 +337,12 @@ static int intervals(struct range *r, size_t nr, struct u128 last, struct u128 *
     return 0;
 }
 
-/* Collects the prefixes of |family| as ranges and builds their intervals. */
+/* Collects the prefixes of |family| as ranges and builds their intervals
+ * (*n is 0, and nothing is allocated, when the family has none). */
 static int family_build(struct sd_ipset *s, int family, struct u128 **starts, uint64_t **masks, size_t *n)
 {
     size_t nr = 0;
+    *n = 0;
     for (size_t i = 0; i < s->npfx; i++)
         nr += s->pfx[i].family == family;
     if (nr == 0)

@@ -34,7 +34,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "central.h"
 #include "lab.h"
+#include "labmgmt.h"
 #include "subproc.h"
 
 enum { MAX_ARGS = 48, READY_WAIT_MS = 15000, STOP_WAIT_MS = 3000 };
@@ -145,6 +147,8 @@ static int write_state(const struct setup *s)
                 s->pending[r]);
     fprintf(f, "censor_pid %d\nserver_pid %d\ndelay_pid %d\n", (int)i->censor_pid, (int)i->server_pid,
             (int)i->delay_pid);
+    if (i->mgmt[0])
+        fprintf(f, "mgmt %s\nmgmt_host %d\n", i->mgmt, i->mgmt_host);
     if (fclose(f) != 0 || rename(tmp, path) < 0)
         return SD_EIO;
     return 0;
@@ -175,6 +179,10 @@ static void read_kv(struct setup *s, const char *key, const char *val)
         i->server_pid = (pid_t)v;
     else if (!strcmp(key, "delay_pid"))
         i->delay_pid = (pid_t)v;
+    else if (!strcmp(key, "mgmt") && sd_lab_id_ok(val))
+        snprintf(i->mgmt, sizeof(i->mgmt), "%s", val);
+    else if (!strcmp(key, "mgmt_host"))
+        i->mgmt_host = (int)v;
     for (int r = 0; r < 3; r++) {
         char k[32], p[32];
         snprintf(k, sizeof(k), "ino_%s", role_names[r]);
@@ -494,6 +502,9 @@ static int start_censor(struct setup *s, const char *exe)
     /* PREROUTING, not FORWARD: like a box on the wire, the censor sees packets whose TTL ends at this hop. */
     fixed[n++] = "--hook";
     fixed[n++] = "prerouting";
+    /* The transit links only: not its own loopback, nor the management link. */
+    fixed[n++] = "--iface";
+    fixed[n++] = "in0,out0";
     fixed[n++] = "--ready-file";
     fixed[n++] = ready;
     if (s->info.preset[0]) {
@@ -538,10 +549,27 @@ static int make_id(struct setup *s)
     return fail(s, SD_EEXIST, "no free lab id");
 }
 
+/* Plugs the censor into the management network. */
+static int join_mgmt(struct setup *s)
+{
+    char x[64];
+    sd_lab_ns_name(s->info.id, SD_LAB_CENSOR, x, sizeof(x));
+    snprintf(s->info.mgmt, sizeof(s->info.mgmt), "%s", s->cfg->mgmt);
+    int h = sd_lab_mgmt_attach(s->cfg->mgmt, s->info.id, x, s->err, s->errlen);
+    if (h < 0) {
+        s->info.mgmt[0] = '\0';
+        return h;
+    }
+    s->info.mgmt_host = h;
+    return write_state(s);
+}
+
 static int up_steps(struct setup *s, const char *exe)
 {
     int rc = make_namespaces(s);
     rc = rc ? rc : make_links(s);
+    if (!rc && s->cfg->mgmt)
+        rc = join_mgmt(s);
     if (!rc && s->info.shape_kbit)
         rc = make_shaper(s);
     rc = rc ? rc : start_server(s, exe);
@@ -567,7 +595,11 @@ int sd_lab_up(const struct sd_lab_config *cfg, char id_out[SD_LAB_ID_MAX], char 
         return fail(&s, SD_EPERM, "the lab needs root (network namespaces)");
     if (cfg->id[0] && !sd_lab_id_ok(cfg->id))
         return fail(&s, SD_EINVAL, "bad lab id '%s': 1-12 characters of a-z and 0-9", cfg->id);
-    if (cfg->policy && !realpath(cfg->policy, s.info.policy))
+    if (cfg->mgmt && !sd_lab_id_ok(cfg->mgmt))
+        return fail(&s, SD_EINVAL, "bad management network name '%s'", cfg->mgmt);
+    if (sd_central_is_url(cfg->policy))
+        snprintf(s.info.policy, sizeof(s.info.policy), "%s", cfg->policy);
+    else if (cfg->policy && !realpath(cfg->policy, s.info.policy))
         return fail(&s, SD_EINVAL, "cannot read policy %s: %s", cfg->policy, strerror(errno));
     if (cfg->exe)
         snprintf(exe, sizeof(exe), "%s", cfg->exe);
@@ -706,6 +738,8 @@ int sd_lab_down(const char *id, char *err, size_t errlen)
         if (cmd(&s, "ip", "netns", "del", name, NULL) < 0)
             rc = SD_EIO;
     }
+    if (s.info.mgmt[0])
+        sd_lab_mgmt_detach(s.info.mgmt, id, s.info.mgmt_host);
     remove_dir(s.dir);
     return rc;
 }

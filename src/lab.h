@@ -8,7 +8,10 @@
  *                                     2001:db8:2::1/64           2001:db8:2::2/64
  *
  * with `slowdown run` inline in the censor (NFQUEUE, inside = the client's
- * networks) and `slowdown serve` in the server (TLS on 443, plain TCP on 80).
+ * networks; only packets coming in on in0 and out0 are inspected) and
+ * `slowdown serve` in the server (TLS on 443, plain TCP on 80). With a
+ * management network (labmgmt.h) the censor has a third link, mgmt0, to a
+ * policy server shared with other labs.
  * Only TEST-NET and documentation prefixes are used, and only inside the
  * lab's own namespaces.
  *
@@ -52,7 +55,8 @@ enum sd_lab_role { SD_LAB_CLIENT = 0, SD_LAB_CENSOR = 1, SD_LAB_SERVER = 2 };
 struct sd_lab_config {
     char id[SD_LAB_ID_MAX];   /* "" to have one made up */
     const char *preset;       /* censor preset; NULL with no policy: tw21-initial */
-    const char *policy;       /* censor policy file (made absolute here) */
+    const char *policy;       /* censor policy file (made absolute here), or an http:// URL */
+    const char *mgmt;         /* join this management network (labmgmt.h), or NULL */
     bool no_censor;           /* plain router, no slowdown run */
     uint32_t rtt_ms;          /* added round-trip time (a delay line in the censor), 0 for none */
     uint32_t shape_kbit;      /* HTB shaping of both directions in the censor, 0 for none */
@@ -70,6 +74,8 @@ struct sd_lab_info {
     bool no_censor;
     bool complete;            /* set-up finished */
     pid_t censor_pid, server_pid, delay_pid; /* 0 when none */
+    char mgmt[SD_LAB_ID_MAX]; /* the management network joined, or "" */
+    int mgmt_host;            /* ... the censor's host number there (198.51.100.N) */
     bool censor_alive, server_alive;
 };
 

@@ -255,9 +255,9 @@ static void resolve_path(const struct ctx *c, const struct word *w, char *out, s
 }
 
 /* One entry per line; '#' comments and blank lines skipped. */
-typedef int (*line_fn)(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, void *arg);
+typedef int (*line_fn)(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, const void *arg);
 
-static int each_line_of_file(struct ctx *c, const struct word *pathw, unsigned tag, line_fn fn, void *arg)
+static int each_line_of_file(struct ctx *c, const struct word *pathw, unsigned tag, line_fn fn, const void *arg)
 {
     char path[1024];
     resolve_path(c, pathw, path, sizeof(path));
@@ -299,7 +299,7 @@ static int each_line_of_file(struct ctx *c, const struct word *pathw, unsigned t
     return 0;
 }
 
-static int line_pattern(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, void *arg)
+static int line_pattern(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, const void *arg)
 {
     bool domains = arg != NULL;
     int rc = add_pattern(c, s, n, tag, col);
@@ -315,7 +315,7 @@ static int line_pattern(struct ctx *c, const char *s, size_t n, unsigned tag, un
     return add_pattern(c, buf, n + 2, tag, col);
 }
 
-static int line_cidr(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, void *arg)
+static int line_cidr(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col, const void *arg)
 {
     (void)arg;
     int rc = sd_ipset_add_text(c->b->ips, s, n, tag);
@@ -348,11 +348,10 @@ static int stmt_ips(struct ctx *c, int first)
 {
     struct word inside = {"inside", 6, c->w[0].col};
     const struct word *setw = first == 1 ? &inside : &c->w[1];
-    if (c->n < first + (first == 1 ? 1 : 0) + (first == 2 ? 0 : 0) || (first == 2 && c->n < 2))
+    /* 'inside' needs a prefix, 'ips' a set name; an explicit 'inside'
+     * statement is additive like any set. */
+    if (c->n < 2)
         return fail(c, c->w[0].col, "usage: ips SET CIDR... | ips SET file PATH | inside CIDR...");
-    if (first == 1 && !c->b->inside_replaced && c->b->pol->inside_set >= 0) {
-        /* An explicit 'inside' statement is additive like any set. */
-    }
     int set = get_set(c, setw, true, true);
     if (set < 0)
         return set;

@@ -279,7 +279,7 @@ static const uint8_t *get_cid(struct sd_iov *cid, const uint8_t *p, const uint8_
  */
 int sd_quic_parse_long(const uint8_t *p, const uint8_t *end, struct sd_quic_hdr *h)
 {
-    const uint8_t *q = p;
+    const uint8_t *q;
 
     memset(h, 0, sizeof(*h));
     if (p >= end)

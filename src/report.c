@@ -48,7 +48,8 @@ void sd_report_add(void *arg, const struct sd_flow_report *fr)
         return;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 1024;
-        struct entry **nv = realloc(r->v, cap * sizeof(*nv));
+        /* An array of pointers: the element size is a pointer's. */
+        struct entry **nv = realloc(r->v, cap * sizeof(*nv)); /* NOLINT(bugprone-sizeof-expression) */
         if (!nv) {
             free(e);
             return;
@@ -175,7 +176,7 @@ static void sum(struct sd_report *r, struct totals *t)
 static void sort(struct sd_report *r)
 {
     if (r->n > 1)
-        qsort(r->v, r->n, sizeof(*r->v), by_seq);
+        qsort(r->v, r->n, sizeof(*r->v), by_seq); /* NOLINT(bugprone-sizeof-expression): pointers */
 }
 
 void sd_report_print_json(struct sd_report *r, FILE *out)

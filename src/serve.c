@@ -4,7 +4,8 @@
  *   main thread: poll(TLS listener, plain listener, stop fd) -> accept
  *                -> refuse when max_conns are open, else one detached thread
  *   conn thread: [TLS handshake | ClientHello first] -> first read (request
- *                line, or someone else's bytes, or nothing for a moment)
+ *                line, or an inverted ClientHello and request (replay.h),
+ *                or someone else's bytes, or nothing for a moment)
  *                -> send / sink / echo, each bounded in bytes and time
  *
  * A thread per connection keeps every phase a straight line of code; the
@@ -36,6 +37,7 @@
 
 #include "fetch.h"
 #include "mono.h"
+#include "replay.h"
 #include "serve.h"
 #include "tconn.h"
 
@@ -247,6 +249,8 @@ static int read_request(struct conn *cn, struct sd_serve_req *req)
             struct sd_serve_req r;
             have += (size_t)n;
             int rc = sd_serve_parse_req(cn->buf, cn->buf + have, &r);
+            if (rc == SD_EPROTO && !cn->tls)
+                rc = sd_replay_parse(cn->buf, cn->buf + have, &r); /* the detector's inverted control */
             if (rc > 0) {
                 *req = r;
                 cn->rep.request = true;
@@ -398,6 +402,34 @@ static void linger_close(struct conn *cn)
     }
 }
 
+/*
+ * A cooperating server, as XUE21's replay server was: a ChangeCipherSpec
+ * record (14 03 0x 00 01 01) in front of the ClientHello -- the "CCS
+ * prepend" circumvention of spec B3/B14 -- is read off the socket before
+ * OpenSSL sees it (RFC 8446 lets a peer ignore a CCS only after the first
+ * hello, so OpenSSL would answer unexpected_message). Peeks only: a hello
+ * that starts with anything else is left untouched.
+ */
+static void skip_leading_ccs(struct conn *cn, uint64_t deadline)
+{
+    uint8_t b[6];
+
+    for (;;) {
+        ssize_t n = recv(cn->c.fd, b, sizeof(b), MSG_PEEK);
+        if (n == 0 || (n > 0 && b[0] != 0x14) || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+        if (n == (ssize_t)sizeof(b)) {
+            if (b[1] == 3 && b[3] == 0 && b[4] == 1 && b[5] == 1)
+                recv(cn->c.fd, b, sizeof(b), 0);
+            return;
+        }
+        if (n > 0)
+            poll(NULL, 0, 5); /* part of a record: let the rest arrive */
+        if (!wait_slice(cn, POLLIN, deadline))
+            return;
+    }
+}
+
 static void serve_conn(struct conn *cn)
 {
     const struct sd_serve_config *cfg = &cn->s->cfg;
@@ -409,7 +441,9 @@ static void serve_conn(struct conn *cn)
             return;
         SSL_set_fd(cn->c.ssl, cn->c.fd);
         SSL_set_accept_state(cn->c.ssl);
-        int x = sd_tconn_handshake(&cn->c, SD_MIN(cn->deadline, cn->t0 + HANDSHAKE_S * (uint64_t)SD_NS_PER_S));
+        uint64_t hs_deadline = SD_MIN(cn->deadline, cn->t0 + HANDSHAKE_S * (uint64_t)SD_NS_PER_S);
+        skip_leading_ccs(cn, hs_deadline);
+        int x = sd_tconn_handshake(&cn->c, hs_deadline);
         cn->rep.sni = SSL_get_servername(cn->c.ssl, TLSEXT_NAMETYPE_host_name);
         if (x < 0) {
             set_end(cn, x);

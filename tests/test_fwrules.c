@@ -71,6 +71,31 @@ static void test_workers_ifaces_prerouting(void **state)
     assert_string_equal(line(13), "ip6tables-legacy -w -t mangle -I PREROUTING 1 -i eth1.20 -j SLOWDOWN-10");
 }
 
+static void test_settled_mark(void **state)
+{
+    struct sd_fw_config c = {.queue = 0, .workers = 1, .queue_packets = 64, .ct_mark = 0x40000000,
+                             .settled_mark = 0x20000000};
+    (void)state;
+
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 14);
+    /* After the action rule (a flow under an action stays queued even if both bits were set), before
+     * the INVALID and window rules. */
+    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m connmark --mark 0x40000000/0x40000000 "
+                                 "-j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m connmark --mark 0x20000000/0x20000000 "
+                                 "-j RETURN");
+    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m conntrack --ctstate INVALID,UNTRACKED "
+                                 "-j NFQUEUE --queue-num 0 --queue-bypass");
+    assert_string_equal(line(9), "ip6tables-legacy -w -t filter -A SLOWDOWN-0 -m connmark --mark 0x20000000/0x20000000 "
+                                 "-j RETURN");
+    /* Every-packet mode has no window to leave early: no RETURN rule. */
+    c.queue_packets = 0;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    for (unsigned i = 0; i < plan.n; i++)
+        assert_null(strstr(line(i), "RETURN"));
+}
+
 static void test_every_packet(void **state)
 {
     struct sd_fw_config c = {.queue = 3, .workers = 1, .queue_packets = 0, .ct_mark = 0x40000000};
@@ -129,6 +154,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),      cmocka_unit_test(test_workers_ifaces_prerouting),
+        cmocka_unit_test(test_settled_mark),
         cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_print),
     };

@@ -45,6 +45,7 @@ struct legit {
     uint64_t dropped[2], packets[2];
     uint64_t replaced_s2c; /* server packets turned into RSTs, counted as fed */
     int ends;              /* times the engine ended it (an eviction mid-flow shows as 2) */
+    size_t why_len;        /* length of the explain trace */
 };
 
 struct hostile {
@@ -92,6 +93,7 @@ static void on_end(void *arg, const struct sd_flow_report *r)
     struct legit *l = &h->legit[r->cport - LEGIT_PORT];
     l->ended = true;
     l->ends++;
+    l->why_len = r->why ? strlen(r->why) : 0;
     snprintf(l->action, sizeof(l->action), "%s", r->action);
     snprintf(l->sni, sizeof(l->sni), "%.*s", r->sni.p ? (int)SD_MIN(r->sni.n, 63) : 0,
              r->sni.p ? (const char *)r->sni.p : "");
@@ -101,7 +103,8 @@ static void on_end(void *arg, const struct sd_flow_report *r)
     }
 }
 
-static struct hostile *setup(const char *preset, const char *extra, uint32_t max_flows, uint32_t reasm_slots)
+static struct hostile *setup_ex(const char *preset, const char *extra, uint32_t max_flows, uint32_t reasm_slots,
+                                bool explain)
 {
     struct hostile *h = calloc(1, sizeof(*h));
     assert_non_null(h);
@@ -110,6 +113,7 @@ static struct hostile *setup(const char *preset, const char *extra, uint32_t max
         .max_flows = max_flows,
         .reasm_slots = reasm_slots,
         .track = true,
+        .explain = explain,
         .on_flow_end = on_end,
         .arg = h,
     };
@@ -118,6 +122,11 @@ static struct hostile *setup(const char *preset, const char *extra, uint32_t max
     h->now = T0;
     h->rng = 0x243f6a8885a308d3ULL;
     return h;
+}
+
+static struct hostile *setup(const char *preset, const char *extra, uint32_t max_flows, uint32_t reasm_slots)
+{
+    return setup_ex(preset, extra, max_flows, reasm_slots, false);
 }
 
 /* Ends the run: the engine reports the flows still open (the legitimate
@@ -324,35 +333,31 @@ static void flood_packet(struct hostile *h, unsigned kind)
     assert_int_equal(feed(h, &s), SD_V_PASS);
 }
 
-/*
- * 200,000 flood packets (about 150,000 new flows) at 10,000 packets a
- * second against a table of 4096 flows. Eight legitimate flows start inside
- * the flood, two seconds apart, alternating twitter.com and example.org;
- * each downloads 200 segments at about 1.2 Mbit/s, its packets interleaved
- * with the flood's. While the flood runs the table stays at or under its
- * capacity, the flood's flows are evicted, and RSS does not grow; the
- * legitimate flows keep their state (ended exactly once, at shutdown) and get
- * their verdicts: twitter.com throttled (most of its download dropped by the
- * 128 kbit/s policer), example.org untouched.
- */
-static void syn_flood_keeps_verdicts(void **state)
+enum { NLEGIT = 8, SEGS = 200 };
+
+struct flood_result {
+    long rss0, rss1;     /* kB, after the first 20,000 packets and at the end */
+    uint64_t max_active; /* flows in the table, sampled every 1000 packets */
+};
+
+/* Runs |n| flood packets (n >= 100,000) at 10,000 a second; eight
+ * legitimate flows start inside it, |n| / 10 packets apart, alternating
+ * twitter.com and example.org, each downloading SEGS segments (2 s) at about
+ * 1.2 Mbit/s with its packets interleaved with the flood's. */
+static struct flood_result flood_with_legit(struct hostile *h, unsigned n, uint32_t cap)
 {
-    (void)state;
-    enum { FLOOD = 200000, CAP = 4096, NLEGIT = 8, SEGS = 200 };
-    struct hostile *h = setup("tw21-exact", NULL, CAP, 0);
+    struct flood_result fr = {-1, -1, 0};
     struct conv c[NLEGIT];
     uint8_t buf[4096], seg[1460];
     memset(seg, 0x42, sizeof(seg));
     int sent[NLEGIT] = {0};
-    long rss0 = -1;
-    uint64_t max_active = 0;
-    for (unsigned t = 0; t < FLOOD; t++) {
+    for (unsigned t = 0; t < n; t++) {
         h->now += 100 * US;
         flood_packet(h, t);
         if (t == 20000)
-            rss0 = rss_kb();
+            fr.rss0 = rss_kb();
         for (int i = 0; i < NLEGIT; i++) {
-            unsigned start = 10000 + (unsigned)i * 20000;
+            unsigned start = n / 20 + (unsigned)i * (n / 10);
             if (t == start) {
                 conv_init(h, &c[i], "10.1.2.3", (uint16_t)(LEGIT_PORT + i), "203.0.113.5", 443);
                 conv_handshake(h, &c[i]);
@@ -367,26 +372,22 @@ static void syn_flood_keeps_verdicts(void **state)
         }
         if (t % 1000 == 0) {
             struct sd_engine_stats st = stats(h);
-            assert_true(st.flows_active <= CAP);
-            max_active = SD_MAX(max_active, st.flows_active);
+            assert_true(st.flows_active <= cap);
+            fr.max_active = SD_MAX(fr.max_active, st.flows_active);
         }
     }
-    struct sd_engine_stats st = stats(h);
-    long rss1 = rss_kb();
-    print_message("flood: %llu packets, %llu flows created, %llu evicted, %llu expired, max active %llu of %u; "
-                  "RSS %ld kB -> %ld kB\n",
-                  (unsigned long long)st.packets, (unsigned long long)st.flows_created,
-                  (unsigned long long)st.flows_evicted, (unsigned long long)st.flows_expired,
-                  (unsigned long long)max_active, CAP, rss0, rss1);
-    assert_true(st.flows_active <= CAP);
-    assert_int_equal(max_active, CAP);
-    assert_true(st.flows_created >= 140000);
-    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
-    assert_true(rss0 > 0 && rss1 > 0);
-    assert_true(rss1 - rss0 < 16 * 1024); /* no growth with the number of flows */
+    fr.rss1 = rss_kb();
     for (int i = 0; i < NLEGIT; i++)
         assert_int_equal(sent[i], SEGS);
-    finish(h);
+    return fr;
+}
+
+/* The legitimate flows of flood_with_legit, once the engine is finished:
+ * twitter.com throttled (most of its download dropped by the 128 kbit/s
+ * policer), example.org untouched, each ended exactly once (at shutdown or
+ * idle after its download: never evicted mid-flow and re-created). */
+static void assert_legit_verdicts(const struct hostile *h)
+{
     for (int i = 0; i < NLEGIT; i++) {
         uint16_t port = (uint16_t)(LEGIT_PORT + i);
         assert_legit(h, port, i % 2 ? "pass" : "throttle", i % 2 ? "example.org" : "twitter.com");
@@ -397,6 +398,63 @@ static void syn_flood_keeps_verdicts(void **state)
         else
             assert_true(l->dropped[1] > SEGS / 2);
     }
+}
+
+/*
+ * 200,000 flood packets (as many new flows) against a table of 4096 flows
+ * under tw21-exact, with eight legitimate flows inside the flood. While the
+ * flood runs the table stays at or under its capacity, the flood's flows
+ * are evicted, and RSS does not grow; the legitimate flows keep their state
+ * and get their verdicts.
+ */
+static void syn_flood_keeps_verdicts(void **state)
+{
+    (void)state;
+    enum { FLOOD = 200000, CAP = 4096 };
+    struct hostile *h = setup("tw21-exact", NULL, CAP, 0);
+    struct flood_result fr = flood_with_legit(h, FLOOD, CAP);
+    struct sd_engine_stats st = stats(h);
+    print_message("flood: %llu packets, %llu flows created, %llu evicted, %llu expired, max active %llu of %u; "
+                  "RSS %ld kB -> %ld kB\n",
+                  (unsigned long long)st.packets, (unsigned long long)st.flows_created,
+                  (unsigned long long)st.flows_evicted, (unsigned long long)st.flows_expired,
+                  (unsigned long long)fr.max_active, CAP, fr.rss0, fr.rss1);
+    assert_true(st.flows_active <= CAP);
+    assert_int_equal(fr.max_active, CAP);
+    assert_true(st.flows_created >= 140000);
+    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
+    assert_true(fr.rss0 > 0 && fr.rss1 > 0);
+    assert_true(fr.rss1 - fr.rss0 < 16 * 1024); /* no growth with the number of flows */
+    finish(h);
+    assert_legit_verdicts(h);
+    teardown(h);
+}
+
+/*
+ * The same flood under observe plus a twitter.com throttle rule: every flow
+ * is inspected (stream reassembly of the junk segments, decryption attempts
+ * of the QUIC-looking datagrams, names kept per flow), with 1024 flows and
+ * 64 reassembly slots. The table stays bounded (RSS is not measured here:
+ * per-flow allocations go through ASan's quarantine), and the legitimate
+ * flows get their verdicts.
+ */
+static void inspected_flood_keeps_verdicts(void **state)
+{
+    (void)state;
+    enum { FLOOD = 100000, CAP = 1024 };
+    struct hostile *h = setup("observe", "names tw twitter.com\n"
+                                         "rule tw when sni in tw then throttle rate=128kbit burst=16000\n",
+                              CAP, 64);
+    struct flood_result fr = flood_with_legit(h, FLOOD, CAP);
+    struct sd_engine_stats st = stats(h);
+    print_message("inspected flood: %llu flows created, %llu evicted, max active %llu of %u, %llu triggers\n",
+                  (unsigned long long)st.flows_created, (unsigned long long)st.flows_evicted,
+                  (unsigned long long)fr.max_active, CAP, (unsigned long long)st.triggers);
+    assert_int_equal(fr.max_active, CAP);
+    assert_true(st.flows_evicted >= st.flows_created - CAP - st.flows_expired);
+    assert_int_equal(st.triggers, NLEGIT / 2);
+    finish(h);
+    assert_legit_verdicts(h);
     teardown(h);
 }
 
@@ -818,15 +876,65 @@ static void reasm_slots_exhausted(void **state)
     teardown(h);
 }
 
+/* ---- retransmission storms ---- */
+
+/*
+ * Under stream reassembly a ClientHello of 15 KB (a padding extension)
+ * arrives in two halves; between them the client retransmits the first 100
+ * bytes 20,000 times, and as often a piece of the second half past a hole.
+ * These add no byte to the stream in order, so they
+ * must cost no parsing and leave no trace: the explain trace of the flow
+ * stays short (before the fix each one re-parsed the 7 KB gathered so far
+ * and added a "waiting for more" line: 1.3 MB of trace), and the hello is
+ * still found when the second half comes.
+ */
+static void retransmission_storm(void **state)
+{
+    (void)state;
+    struct hostile *h = setup_ex("observe", "names tw twitter.com\n"
+                                            "rule tw when sni in tw then throttle rate=128kbit burst=16000\n",
+                                 64, 4, true);
+    static uint8_t big[20000];
+    uint8_t seg[1400];
+    memset(seg, 0x42, sizeof(seg));
+    struct sd_gen_hello g = {.sni = "twitter.com", .padding = 15000};
+    size_t n = sd_gen_client_hello_record(big, sizeof(big), &g), half = 7000;
+    assert_true(n > 15000);
+    struct conv c;
+    conv_init(h, &c, "10.1.2.3", LEGIT_PORT, "203.0.113.5", 443);
+    conv_handshake(h, &c);
+    conv_at(h, &c, 0, SD_TCP_PSH | SD_TCP_ACK, 0, big, half);
+    for (int i = 0; i < 20000; i++) {
+        h->now += 10 * US;
+        conv_at(h, &c, 0, SD_TCP_PSH | SD_TCP_ACK, 0, big, 100);
+        /* and a piece past a hole, again and again */
+        conv_at(h, &c, 0, SD_TCP_PSH | SD_TCP_ACK, (int32_t)half + 1000, big + half + 1000, 100);
+    }
+    conv_at(h, &c, 0, SD_TCP_PSH | SD_TCP_ACK, (int32_t)half, big + half, n - half);
+    c.seq[0] += (uint32_t)n;
+    for (int i = 0; i < 20; i++)
+        conv_send(h, &c, 1, SD_TCP_PSH | SD_TCP_ACK, seg, sizeof(seg));
+    finish(h);
+    assert_legit(h, LEGIT_PORT, "throttle", "twitter.com");
+    const struct legit *l = legit(h, LEGIT_PORT);
+    print_message("storm: trace of %zu bytes for %llu client packets\n", l->why_len,
+                  (unsigned long long)l->packets[0]);
+    assert_true(l->packets[0] > 40000);
+    assert_true(l->why_len < 4096);
+    teardown(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(syn_flood_keeps_verdicts),
+        cmocka_unit_test(inspected_flood_keeps_verdicts),
         cmocka_unit_test(half_open_flows_expire),
         cmocka_unit_test(conflicting_retransmissions),
         cmocka_unit_test(tiny_fragments),
         cmocka_unit_test(lying_hello_lengths),
         cmocka_unit_test(reasm_slots_exhausted),
+        cmocka_unit_test(retransmission_storm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

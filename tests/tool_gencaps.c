@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "gen.h"
+#include "gen_quic.h"
+#include "quic.h"
 #include "pkt.h"
 
 #define T0 1615366800000000000ULL /* 2021-03-10 09:00 UTC */
@@ -177,6 +179,33 @@ static void cap_mixed(void)
     close_cap(w);
 }
 
+/* QUIC client Initials: v1 in one datagram; v2 with a post-quantum-sized hello
+ * split over two datagrams, sent in reverse order. */
+static void cap_quic(void)
+{
+    struct sd_gen_pcap *w = open_cap("quic", 1);
+    static const uint8_t dcid[8] = {0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08};
+    struct sd_gen_pkt u = {.linktype = 1, .proto = 17, .sport = 46000, .dport = 443};
+    u.src = sd_gen_addr("10.0.0.2");
+    u.dst = sd_gen_addr("203.0.113.5");
+    uint8_t ch[4096], pk[2][1500];
+    struct sd_gen_hello h = {.sni = "quic.twitter.com", .alpn = {"h3", NULL}};
+    fprintf(names, "%s\n", h.sni);
+    size_t n = sd_gen_client_hello(ch, sizeof(ch), &h);
+    size_t len = sd_gen_quic_initial(pk[0], sizeof(pk[0]), SD_QUIC_V1, dcid, sizeof(dcid), 0, ch, n, 0, 1200);
+    sd_gen_udp(w, &u, T0, pk[0], len);
+    struct sd_gen_hello big = {.sni = "rr5---sn-q.googlevideo.com", .alpn = {"h3", NULL}, .key_share_extra = 1184};
+    fprintf(names, "%s\n", big.sni);
+    n = sd_gen_client_hello(ch, sizeof(ch), &big);
+    size_t half = n / 2, l0, l1;
+    l0 = sd_gen_quic_initial(pk[0], sizeof(pk[0]), SD_QUIC_V2, dcid, sizeof(dcid), 0, ch, half, 0, 1200);
+    l1 = sd_gen_quic_initial(pk[1], sizeof(pk[1]), SD_QUIC_V2, dcid, sizeof(dcid), 1, ch + half, n - half, half, 1200);
+    u.sport = 46001;
+    sd_gen_udp(w, &u, T0 + SEC, pk[1], l1);
+    sd_gen_udp(w, &u, T0 + SEC + MS, pk[0], l0);
+    close_cap(w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -193,5 +222,6 @@ int main(int argc, char **argv)
     cap_link("tls_raw", 101, 0, "fd00::2", "2001:db8::5", "raw6.twimg.com");
     cap_http_dns();
     cap_mixed();
+    cap_quic();
     return 0;
 }

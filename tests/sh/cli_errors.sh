@@ -13,10 +13,9 @@
 set -u
 : "${SD_BIN:?}" "${SD_SOURCE_DIR:?}" "${SD_BUILD_DIR:?}"
 
-if [ -z "${SD_CLI_PRIVATE_TMP:-}" ] && [ "$(id -u)" = 0 ] &&
-   unshare -m true 2>/dev/null; then
-  exec unshare -m env SD_CLI_PRIVATE_TMP=1 bash -c \
-    'mount --make-rprivate / && mount -t tmpfs tmpfs /tmp && exec bash "$0"' "$0"
+if [ -z "${SD_CLI_TMP:-}" ] && [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+  exec unshare -m bash -c 'if mount --make-rprivate / && mount -t tmpfs tmpfs /tmp; then
+      export SD_CLI_TMP=private; else export SD_CLI_TMP=shared; fi; exec bash "$0"' "$0"
 fi
 
 work="$SD_BUILD_DIR/cli_errors.d"
@@ -180,12 +179,12 @@ done
 # ---- nothing left behind ----
 [ -z "$(ls -A "$TMPDIR")" ] && ok || bad "files left in TMPDIR: $(ls -A "$TMPDIR")"
 tmp_after=$(ls -A /tmp | sort)
-if [ -n "${SD_CLI_PRIVATE_TMP:-}" ]; then
+if [ "${SD_CLI_TMP:-}" = private ]; then
   [ "$tmp_before" = "$tmp_after" ] && ok || bad "files left in /tmp: $(comm -13 <(echo "$tmp_before") <(echo "$tmp_after"))"
 else
   left=$(comm -13 <(echo "$tmp_before") <(echo "$tmp_after") | grep -iE 'slowdown|^sd[-_.]|pcap' || true)
   [ -z "$left" ] && ok || bad "files left in /tmp: $left"
 fi
 
-echo "cli_errors: $pass passed, $fail failed (temp files checked in ${SD_CLI_PRIVATE_TMP:+a private /tmp and }TMPDIR)"
+echo "cli_errors: $pass passed, $fail failed (temp files checked in TMPDIR and $([ "${SD_CLI_TMP:-}" = private ] && echo "a private /tmp" || echo "/tmp by name"))"
 [ "$fail" -eq 0 ]

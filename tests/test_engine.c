@@ -1,0 +1,233 @@
+/*
+ * test_engine.c - what the engine reports for operations (issue 10): the
+ * per-rule counters (packets, bytes, drops, flows) and their fate across a
+ * policy swap, the inspection counters, the verdict flags a packet's flow
+ * state gives, and the action_end event when a reload takes a flow's rule
+ * away. Packets are built one by one and fed straight to the engine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "gen.h"
+#include "pkt.h"
+#include "policy.h"
+
+#define SEC 1000000000ULL
+
+static struct sd_policy *policy(const char *text)
+{
+    struct sd_policy_error err;
+    struct sd_policy_builder *b = sd_policy_builder_new();
+    assert_non_null(b);
+    if (sd_policy_builder_parse(b, "test.pol", text, strlen(text), &err) != 0)
+        fail_msg("%s:%u: %s", err.file, err.line, err.msg);
+    struct sd_policy *p = sd_policy_builder_finish(b, &err);
+    assert_non_null(p);
+    sd_policy_builder_free(b);
+    return p;
+}
+
+struct events {
+    int n, types[64];
+    char rule[64][32], reason[64][16];
+};
+
+static void on_event(void *arg, const struct sd_event *ev)
+{
+    struct events *e = arg;
+    if (e->n == 64)
+        return;
+    e->types[e->n] = ev->type;
+    snprintf(e->rule[e->n], sizeof(e->rule[0]), "%s", ev->rule ? ev->rule : "");
+    snprintf(e->reason[e->n], sizeof(e->reason[0]), "%s", ev->reason ? ev->reason : "");
+    e->n++;
+}
+
+/* One TCP connection between 10.0.0.2:|cport| and 203.0.113.5:443. */
+struct conn {
+    struct sd_engine *e;
+    uint16_t cport;
+    uint32_t cseq, sseq;
+    uint64_t t;
+};
+
+/* Feeds one packet (|dir| 0: client to server) and returns its verdict. */
+static struct sd_verdict feed(struct conn *c, int dir, uint8_t flags, const uint8_t *data, size_t len)
+{
+    uint8_t frame[2048];
+    struct sd_gen_pkt spec = {.linktype = 1, .proto = 6, .tcp_flags = flags, .payload = data, .payload_len = len};
+    spec.src = sd_gen_addr(dir ? "203.0.113.5" : "10.0.0.2");
+    spec.dst = sd_gen_addr(dir ? "10.0.0.2" : "203.0.113.5");
+    spec.sport = dir ? 443 : c->cport;
+    spec.dport = dir ? c->cport : 443;
+    spec.seq = dir ? c->sseq : c->cseq;
+    spec.ack = dir ? c->cseq : c->sseq;
+    size_t n = sd_gen_frame(frame, sizeof(frame), &spec);
+    assert_true(n > 0);
+    uint32_t adv = (uint32_t)len + ((flags & (SD_TCP_SYN | SD_TCP_FIN)) ? 1 : 0);
+    if (dir)
+        c->sseq += adv;
+    else
+        c->cseq += adv;
+    struct sd_pkt pkt;
+    assert_int_equal(sd_pkt_decode(&pkt, SD_DLT_EN10MB, frame, n), 0);
+    struct sd_verdict v;
+    c->t += SEC / 100;
+    sd_engine_packet(c->e, &pkt, c->t, &v);
+    return v;
+}
+
+/* Handshake, then a ClientHello for |sni|; returns the hello's verdict. */
+static struct sd_verdict open_tls(struct conn *c, const char *sni)
+{
+    uint8_t hello[2048];
+    struct sd_gen_hello h = {.sni = sni};
+    size_t n = sd_gen_client_hello_record(hello, sizeof(hello), &h);
+    assert_true(n > 0);
+    struct sd_verdict v = feed(c, 0, SD_TCP_SYN, NULL, 0);
+    assert_int_equal(v.flags, 0); /* being inspected: neither flag */
+    feed(c, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
+    feed(c, 0, SD_TCP_ACK, NULL, 0);
+    return feed(c, 0, SD_TCP_ACK | SD_TCP_PSH, hello, n);
+}
+
+static const char pol1[] = "set inspect.extra 0\n"
+                           "names bad blocked.test\n"
+                           "names ok fine.test\n"
+                           "rule allow when sni in ok then pass\n"
+                           "rule t when sni in bad then drop\n";
+
+static void test_rule_counters(void **state)
+{
+    struct sd_policy *p1 = policy(pol1);
+    struct events ev = {0};
+    struct sd_engine_config cfg = {.max_flows = 64, .track = true, .on_event = on_event, .arg = &ev};
+    struct sd_engine *e = sd_engine_new(p1, &cfg);
+    struct sd_rule_stats rs[8];
+    uint8_t data[1000];
+    (void)state;
+    memset(data, 'x', sizeof(data));
+    assert_non_null(e);
+
+    /* A blocked name: the rule fires on the hello; server data is dropped. */
+    struct conn a = {.e = e, .cport = 40000, .cseq = 1000, .sseq = 5000, .t = 10 * SEC};
+    struct sd_verdict v = open_tls(&a, "blocked.test");
+    assert_true(v.flags & SD_VF_ACTION);
+    for (int i = 0; i < 3; i++) {
+        v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
+        assert_int_equal(v.kind, SD_V_DROP);
+        assert_int_equal(v.flags, SD_VF_ACTION);
+    }
+    /* Another name: inspection ends, nothing fires, the flow is settled. */
+    struct conn b = {.e = e, .cport = 40001, .cseq = 7000, .sseq = 9000, .t = 11 * SEC};
+    v = open_tls(&b, "other.test");
+    assert_int_equal(v.kind, SD_V_PASS);
+    assert_int_equal(v.flags, SD_VF_SETTLED);
+    v = feed(&b, 1, SD_TCP_ACK, data, 500);
+    assert_int_equal(v.flags, SD_VF_SETTLED);
+    /* A pass rule fires too (a whitelist), and the flow settles under it. */
+    struct conn c = {.e = e, .cport = 40002, .cseq = 100, .sseq = 200, .t = 12 * SEC};
+    v = open_tls(&c, "fine.test");
+    assert_int_equal(v.flags, SD_VF_SETTLED);
+
+    assert_int_equal(sd_engine_rule_stats(e, rs, 8), 3);
+    /* No rule: a's 3 handshake packets, b's 5 packets, c's 3 handshake packets. */
+    assert_int_equal(rs[0].packets, 3 + 5 + 3);
+    assert_int_equal(rs[0].dropped, 0);
+    assert_int_equal(rs[0].flows, 0);
+    assert_int_equal(rs[1].packets, 1); /* allow: c's hello */
+    assert_int_equal(rs[1].flows, 1);
+    assert_int_equal(rs[2].packets, 4); /* t: a's hello and the 3 data packets */
+    assert_int_equal(rs[2].dropped, 4); /* SNI-IV drops from the trigger packet on: the hello too */
+    assert_int_equal(rs[2].flows, 1);
+    uint8_t hello[2048];
+    struct sd_gen_hello h = {.sni = "blocked.test"};
+    size_t hello_len = sd_gen_client_hello_record(hello, sizeof(hello), &h);
+    assert_int_equal(rs[2].bytes, (20 + 20 + hello_len) + 3 * (20 + 20 + sizeof(data))); /* IP bytes */
+    /* Fewer slots than rules: a prefix, and the full count. */
+    memset(rs, 0xff, sizeof(rs));
+    assert_int_equal(sd_engine_rule_stats(e, rs, 1), 3);
+    assert_int_equal(rs[0].packets, 11);
+    assert_int_equal(rs[1].packets, UINT64_MAX); /* untouched */
+
+    struct sd_engine_stats st;
+    sd_engine_get_stats(e, &st);
+    assert_int_equal(st.names[0], 3);
+    assert_int_equal(st.names[1] + st.names[2], 0);
+    assert_int_equal(st.inspect_rule, 2);
+    assert_int_equal(st.inspect_none, 1);
+    assert_int_equal(st.flow_capacity, 64);
+
+    /* A reload keeps "t" (same name, same action: counters and the flow stay) and drops "allow". */
+    struct sd_policy *p2 = policy("names bad blocked.test\nrule t when sni in bad then drop\n");
+    sd_engine_set_policy(e, p2);
+    assert_int_equal(sd_engine_rule_stats(e, rs, 8), 2);
+    assert_int_equal(rs[0].packets, 11);
+    assert_int_equal(rs[1].packets, 4);
+    assert_int_equal(rs[1].flows, 1);
+    v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
+    assert_int_equal(v.kind, SD_V_DROP);
+    for (int i = 0; i < ev.n; i++)
+        assert_int_not_equal(ev.types[i], SD_EV_ACTION_END);
+
+    /* A reload where "t" becomes a throttle: a new rule as far as counters go; a's action ends. */
+    int before = ev.n;
+    struct sd_policy *p3 = policy("names bad blocked.test\nrule t when sni in bad then throttle\n");
+    sd_engine_set_policy(e, p3);
+    assert_int_equal(ev.n, before + 1);
+    assert_int_equal(ev.types[before], SD_EV_ACTION_END);
+    assert_string_equal(ev.rule[before], "t");
+    assert_string_equal(ev.reason[before], "policy");
+    assert_int_equal(sd_engine_rule_stats(e, rs, 8), 2);
+    assert_int_equal(rs[1].packets, 0);
+    assert_int_equal(rs[1].flows, 0);
+    v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
+    assert_int_equal(v.kind, SD_V_PASS); /* the flow lives on under no rule */
+    assert_int_equal(v.flags, SD_VF_SETTLED);
+    sd_engine_rule_stats(e, rs, 8);
+    assert_int_equal(rs[0].packets, 12);
+
+    sd_engine_free(e);
+    sd_policy_free(p1);
+    sd_policy_free(p2);
+    sd_policy_free(p3);
+}
+
+/* B1 (2022): a SYN from outside makes a flow under an action ineligible: an action_end event. */
+static void test_remote_syn_ends_action(void **state)
+{
+    struct sd_policy *p = policy("set eligibility.remote-syn-unblocks on\nnames bad blocked.test\n"
+                                 "rule t when sni in bad then drop\n");
+    struct events ev = {0};
+    struct sd_engine_config cfg = {.max_flows = 16, .track = true, .on_event = on_event, .arg = &ev};
+    struct sd_engine *e = sd_engine_new(p, &cfg);
+    (void)state;
+
+    struct conn a = {.e = e, .cport = 40000, .cseq = 1000, .sseq = 5000, .t = SEC};
+    assert_true(open_tls(&a, "blocked.test").flags & SD_VF_ACTION);
+    int before = ev.n;
+    feed(&a, 1, SD_TCP_SYN, NULL, 0);
+    assert_int_equal(ev.n, before + 1);
+    assert_int_equal(ev.types[before], SD_EV_ACTION_END);
+    assert_string_equal(ev.reason[before], "remote_syn");
+    assert_string_equal(ev.rule[before], "t");
+    sd_engine_free(e);
+    sd_policy_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rule_counters),
+        cmocka_unit_test(test_remote_syn_ends_action),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
