@@ -140,6 +140,8 @@ if [ -n "$N" ]; then
     done
     V=$(kv "$N" synth-mix_p50_ns)
     [ -n "$V" ] && row "Names: lookup on the mixed 1M list, median (ns)" "$V" "-" "-" "< 200" "$(pass "$V < 200")"
+    V=$(kv "$N" synth-mix_p50_miss_ns)
+    [ -n "$V" ] && row "Names: the same, names that match nothing, median (ns)" "$V" "-" "-" "-" "info"
 else
     row "Names (bench_names)" "not built" "-" "-" "-" "n/a"
 fi
