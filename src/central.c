@@ -92,7 +92,6 @@ int sd_http_get(const char *url, const char *etag, uint32_t timeout_s, struct sd
 {
     struct body b = {0};
     struct curl_slist *hdr = NULL;
-    char inm[SD_CENTRAL_ETAG_MAX + 20];
     int rc = SD_EIO;
 
     memset(r, 0, sizeof(*r));
@@ -102,6 +101,7 @@ int sd_http_get(const char *url, const char *etag, uint32_t timeout_s, struct sd
         return SD_EIO;
     }
     if (etag && etag[0]) {
+        char inm[SD_CENTRAL_ETAG_MAX + 20];
         snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
         hdr = curl_slist_append(hdr, inm);
     }
@@ -209,7 +209,9 @@ static void cache_path(const struct sd_central *c, const struct source *s, char 
         char ch = *u;
         bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
                   ch == '-';
-        name[k++] = ok ? ch : '_';
+        if (!ok)
+            ch = '_';
+        name[k++] = ch;
     }
     name[k] = '\0';
     snprintf(buf, len, "%s/%s.%016llx", c->cfg.cache_dir, name,

@@ -481,7 +481,6 @@ static int prepare(struct run *r)
 {
     const struct opts *o = r->o;
     struct sd_central_config cc;
-    char err[512];
 
     if (o->events) {
         r->events = strcmp(o->events, "-") ? fopen(o->events, "a") : stdout;
@@ -492,6 +491,7 @@ static int prepare(struct run *r)
     }
     central_urls(o, &cc);
     if (cc.n && !o->in.no_engine) {
+        char err[512];
         r->central = sd_central_new(&cc, err, sizeof(err));
         if (!r->central || sd_central_fetch_now(r->central, err, sizeof(err)) < 0) {
             fprintf(stderr, "slowdown run: %s\n", err);
@@ -508,8 +508,8 @@ static int prepare(struct run *r)
 /* Starts what runs beside the workers: metrics and the central poller. 0 or -1 (printed). */
 static int start_ops(struct run *r, struct sd_metrics_server **ms)
 {
-    char err[512];
     if (r->o->metrics) {
+        char err[512];
         *ms = sd_metrics_server_start(r->o->metrics, collect, r, err, sizeof(err));
         if (!*ms) {
             fprintf(stderr, "slowdown run: %s\n", err);

@@ -69,8 +69,7 @@ static int save(const struct mgmt *m)
 /* Loads the mark of |id|. 0 or SD_ENOENT. */
 static int load(struct mgmt *m, const char *id)
 {
-    char path[PATH_MAX + 16], key[32];
-    unsigned long long v;
+    char path[PATH_MAX + 16], line[128];
     memset(m, 0, sizeof(*m));
     if (!sd_lab_id_ok(id))
         return SD_ENOENT;
@@ -81,10 +80,15 @@ static int load(struct mgmt *m, const char *id)
         struct stat st;
         return stat(m->dir, &st) == 0 ? 0 : SD_ENOENT;
     }
-    while (fscanf(f, "%31s %llu", key, &v) == 2) {
-        if (!strcmp(key, "ino"))
+    while (fgets(line, sizeof(line), f)) {
+        char *sp = strchr(line, ' ');
+        if (!sp)
+            continue;
+        *sp = '\0';
+        unsigned long long v = strtoull(sp + 1, NULL, 10);
+        if (!strcmp(line, "ino"))
             m->ino = (ino_t)v;
-        else if (!strcmp(key, "server_pid"))
+        else if (!strcmp(line, "server_pid"))
             m->server_pid = (pid_t)v;
     }
     fclose(f);
@@ -167,15 +171,15 @@ static int start_server(struct mgmt *m, const char *exe, const char *dir, char *
 static int build(struct mgmt *m, const struct sd_lab_mgmt_config *cfg, char *err, size_t errlen)
 {
     char exe[PATH_MAX];
-    int rc = cmd(err, errlen, "ip", "netns", "add", m->ns, NULL);
+    int rc = cmd(err, errlen, "ip", "netns", "add", m->ns, (char *)NULL);
     m->ino = ns_inode(m->ns);
     save(m);
     if (rc)
         return rc;
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "link", "add", "br0", "type", "bridge", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "addr", "add", SD_LAB_MGMT_CENTRE "/24", "dev", "br0", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "link", "set", "lo", "up", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "link", "set", "br0", "up", NULL);
+    rc = cmd(err, errlen, "ip", "-n", m->ns, "link", "add", "br0", "type", "bridge", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "addr", "add", SD_LAB_MGMT_CENTRE "/24", "dev", "br0", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "link", "set", "lo", "up", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m->ns, "link", "set", "br0", "up", (char *)NULL);
     if (rc || !cfg->serve_dir)
         return rc;
     if (cfg->exe)
@@ -271,7 +275,7 @@ int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
     if (now && now != m.ino) {
         snprintf(err, errlen, "namespace %s is not the one this program created: left alone", m.ns);
         rc = SD_EIO;
-    } else if (now && cmd(err, errlen, "ip", "netns", "del", m.ns, NULL) < 0) {
+    } else if (now && cmd(err, errlen, "ip", "netns", "del", m.ns, (char *)NULL) < 0) {
         rc = SD_EIO;
     }
     DIR *d = opendir(m.dir);
@@ -323,11 +327,11 @@ int sd_lab_mgmt_attach(const char *id, const char *lab_id, const char *censor_ns
     snprintf(port, sizeof(port), "m-%s", lab_id);
     snprintf(addr, sizeof(addr), "198.51.100.%d/24", h);
     int rc = cmd(err, errlen, "ip", "-n", censor_ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", port,
-                 "netns", m.ns, NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", censor_ns, "addr", "add", addr, "dev", "mgmt0", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", censor_ns, "link", "set", "mgmt0", "up", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m.ns, "link", "set", port, "master", "br0", NULL);
-    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m.ns, "link", "set", port, "up", NULL);
+                 "netns", m.ns, (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", censor_ns, "addr", "add", addr, "dev", "mgmt0", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", censor_ns, "link", "set", "mgmt0", "up", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m.ns, "link", "set", port, "master", "br0", (char *)NULL);
+    rc = rc ? rc : cmd(err, errlen, "ip", "-n", m.ns, "link", "set", port, "up", (char *)NULL);
     if (rc) {
         sd_lab_mgmt_detach(id, lab_id, h);
         return rc;

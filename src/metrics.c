@@ -135,6 +135,23 @@ static void one(struct sd_prom *b, const char *name, const char *type, const cha
 
 /* ---- /proc/net/netfilter/nfnetlink_queue ---- */
 
+/* Reads up to |max| unsigned numbers separated by blanks from [p, end). Returns how many. */
+static int numbers(const char *p, const char *end, unsigned long long *v, int max)
+{
+    int n = 0;
+    while (n < max) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p == end || *p < '0' || *p > '9')
+            break;
+        unsigned long long x = 0;
+        while (p < end && *p >= '0' && *p <= '9')
+            x = x * 10 + (unsigned long long)(*p++ - '0');
+        v[n++] = x;
+    }
+    return n;
+}
+
 size_t sd_metrics_parse_nfqueue(const char *p, const char *end, uint16_t first, size_t n, struct sd_queue_stats *out)
 {
     size_t found = 0;
@@ -144,21 +161,17 @@ size_t sd_metrics_parse_nfqueue(const char *p, const char *end, uint16_t first, 
     }
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
-        size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
-        char line[256];
+        const char *le = eol ? eol : end;
         unsigned long long f[9];
-        snprintf(line, sizeof(line), "%.*s", (int)SD_MIN(len, sizeof(line) - 1), p);
         /* queue portid waiting copy_mode copy_range queue_dropped user_dropped id_sequence 1 */
-        if (sscanf(line, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5],
-                   &f[6], &f[7], &f[8]) >= 7 &&
-            f[0] >= first && f[0] < (unsigned long long)first + n) {
+        if (numbers(p, le, f, 9) >= 7 && f[0] >= first && f[0] < (unsigned long long)first + n) {
             struct sd_queue_stats *q = &out[f[0] - first];
             q->waiting = (uint32_t)f[2];
             q->dropped = f[5];
             q->user_dropped = f[6];
             found++;
         }
-        p += len + (eol != NULL);
+        p = eol ? eol + 1 : end;
     }
     return found;
 }
