@@ -9,7 +9,7 @@ PKGS=(build-essential cmake pkg-config
       openssl iproute2 iptables tcpdump iperf3 procps kmod
       clang-14 libclang-rt-14-dev libndpi-bin
       valgrind cppcheck clang-tidy-14
-      python3-minimal)  # tests/support/split_client.py: an outside client for the external adapter test
+      python3)  # tests/support/split_client.py: an outside client for the external adapter test
 
 missing=()
 for p in "${PKGS[@]}"; do
