@@ -24,6 +24,8 @@ enum {
     SD_FS_RST_SENT = 1 << 3,  /* freeze: the RST was sent */
     SD_FS_SEEN_S2C = 1 << 4,  /* a packet from the server was seen */
     SD_FS_QUIC = 1 << 5,      /* the first datagram looked like QUIC */
+    SD_FS_LATE = 1 << 6,      /* quic.late-cut: a small non-QUIC first datagram; later Initials watched */
+    SD_FS_LATE_ARMED = 1 << 7, /* ... an Initial matching the header rule came: budget counts server datagrams */
 };
 
 enum { SD_PREFETCH_MAX = 8 }; /* packets sd_engine_prefetch may run ahead */

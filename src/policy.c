@@ -117,6 +117,8 @@ static void defaults(struct sd_policy *p)
     in->quic_min_len = 1200;
     in->quic_port443 = true;
     in->quic_fail_block = false;
+    in->quic_late_cut = 0;
+    in->quic_late_phase = 600;
     p->timeouts.action_s = 600;
     p->timeouts.tcp_s = 600;
     p->timeouts.syn_s = 60;
@@ -567,6 +569,10 @@ static int stmt_set(struct ctx *c)
         return parse_bool(c, v, &in->quic_port443);
     if (weq(k, "quic.fail-block"))
         return parse_bool(c, v, &in->quic_fail_block);
+    if (weq(k, "quic.late-cut"))
+        return set_u8(c, v, 255, &in->quic_late_cut);
+    if (weq(k, "quic.late-phase"))
+        return set_u16(c, v, 65535, &in->quic_late_phase);
     if (weq(k, "timeout.action"))
         return set_u32(c, v, 86400 * 7, &to->action_s);
     if (weq(k, "timeout.tcp"))

@@ -71,6 +71,9 @@ struct sd_inspect {
     uint32_t quic_versions[4];  /* header rule: versions that match (0-terminated; empty = any known) */
     bool quic_port443;          /* QUIC looked at on UDP port 443 only */
     bool quic_fail_block;       /* Initials that fail to decrypt or carry no SNI trigger 'quic_fail' */
+    uint8_t quic_late_cut;      /* quic22-initial: a flow past the header rule by a small fake first
+                                 * datagram is cut at this many server datagrams after its Initial (0 off) */
+    uint16_t quic_late_phase;   /* ... a fake first datagram longer than this avoids the cut (600) */
 };
 
 struct sd_timeouts {

@@ -851,6 +851,62 @@ static void s43_quic22_header_rule(void **state)
     assert_action(50003, "pass");
 }
 
+/* A flow that opens with |fake| (|fake_len| bytes), then the real Initial,
+ * then |replies| server datagrams each answered by a client datagram. */
+static void late_flow(struct sd_gen_pcap *w, uint16_t cport, uint64_t t, size_t fake_len, int replies)
+{
+    uint8_t pk[2][1500], fake[1400];
+    size_t len[2];
+    memset(fake, 0x5a, sizeof(fake));
+    fake[0] = 0x40; /* short-header-like, not a long header */
+    quic_dgram(w, cport, t, fake, fake_len, false);
+    quic_flight(pk, len, SD_QUIC_V1, "www.example.com", 1, 1200);
+    quic_dgram(w, cport, t + MS, pk[0], len[0], false);
+    for (int i = 0; i < replies; i++) {
+        quic_dgram(w, cport, t + (uint64_t)(10 + 2 * i) * MS, pk[0], 1200, true);
+        quic_dgram(w, cport, t + (uint64_t)(11 + 2 * i) * MS, pk[0], 60, false);
+    }
+}
+
+/* 4.3 [R] NTC-1823 #40, #41, #51-#55, #66: quic22-initial drops a matching
+ * Initial at once; a flow past the rule by a small fake first datagram is cut
+ * later (quic.late-cut 15 server datagrams after its Initial); a fake longer
+ * than 600 bytes avoids the cut, one of exactly 600 does not. */
+static void s43_quic22_initial_late_cut(void **state)
+{
+    (void)state;
+    struct sd_gen_pcap *w = open_cap("s43l");
+    uint8_t pk[2][1500];
+    size_t len[2];
+    quic_flight(pk, len, SD_QUIC_V1, "www.example.com", 1, 1200);
+    quic_dgram(w, 50200, T0, pk[0], len[0], false); /* no fake: dropped at once */
+    late_flow(w, 50201, T0 + SEC, 64, 20);
+    late_flow(w, 50202, T0 + 2 * SEC, 600, 20);
+    late_flow(w, 50203, T0 + 3 * SEC, 620, 20);
+    late_flow(w, 50204, T0 + 4 * SEC, 64, 14); /* ended before the cut */
+    sd_gen_pcap_close(w);
+    run("s43l", "quic22-initial", NULL);
+    assert_action(50200, "block");
+    assert_int_equal(flow(50200)->r.dropped[0], 1);
+    for (uint16_t port = 50201; port <= 50202; port++) {
+        assert_action(port, "block");
+        /* fake + Initial + 14 client datagrams pass; the 15th server datagram
+         * cuts: the client's last 6 are dropped, the server's are not. */
+        assert_int_equal(flow(port)->r.dropped[0], 6);
+        assert_int_equal(flow(port)->r.dropped[1], 0);
+        assert_int_equal(flow(port)->r.packets[0], 22);
+    }
+    assert_action(50203, "pass");
+    assert_action(50204, "pass");
+    assert_int_equal(flow(50204)->r.dropped[0], 0);
+    /* quic.late-cut 0 restores the plain rule: the small fake evades. */
+    w = open_cap("s43l0");
+    late_flow(w, 50205, T0, 64, 20);
+    sd_gen_pcap_close(w);
+    run("s43l0", "quic22-initial", "set quic.late-cut 0");
+    assert_action(50205, "pass");
+}
+
 /* 4.3 [R] NTC-1823 #69, #70, #74: quic23-sni decrypts the Initial, gathers
  * CRYPTO frames across packets (even out of order), blocks a listed SNI. */
 static void s43_quic23_sni(void **state)
@@ -964,6 +1020,7 @@ int main(void)
         cmocka_unit_test(b14_sni_variants),
         cmocka_unit_test(s44_fragments),
         cmocka_unit_test(s43_quic22_header_rule),
+        cmocka_unit_test(s43_quic22_initial_late_cut),
         cmocka_unit_test(s43_quic23_sni),
         cmocka_unit_test(s45_hello_reassembly),
         cmocka_unit_test(s41_ip_block_and_freeze_rst),
