@@ -18,10 +18,15 @@
  * server packets with RST/ACKs, SNI-II lets n packets through and then drops
  * data, SNI-IV drops from the ClientHello on; freeze (cdn25) drops server
  * packets once n bytes came from the server.
+ *
+ * The mark action (spec 4.8) does nothing to the flow's packets: it marks
+ * the flow's client for `seconds` after its last packet, and rules of other
+ * flows test the mark ('marked NAME').
  */
 #include <string.h>
 
 #include "engine_int.h"
+#include "hostmark.h"
 
 #ifndef IPPROTO_TCP
 #define IPPROTO_TCP 6
@@ -40,6 +45,13 @@ static const struct sd_action *flow_action(const struct sd_engine *e, const stru
     return &e->pol->rules[f->rule - 1].action;
 }
 
+static void mark_client(struct sd_engine *e, const struct sd_flow *f, const struct sd_action *a)
+{
+    int fam;
+    const uint8_t *cli = sd__flow_client(f, &fam);
+    sd_hostmark_set(e->marks, a->mark, fam, cli, e->now_ns + (uint64_t)a->seconds * 1000000000ULL);
+}
+
 void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a)
 {
     sd__reasm_release(e, f);
@@ -53,6 +65,9 @@ void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
         break;
     case SD_A_DROP_AFTER:
         f->u.cnt[0] = a->n;
+        break;
+    case SD_A_MARK:
+        mark_client(e, f, a);
         break;
     default:
         break;
@@ -196,6 +211,10 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
         } else {
             v->kind = SD_V_DROP;
         }
+        break;
+    case SD_A_MARK:
+        if (dir == 0)
+            mark_client(e, f, a); /* the next send re-arms it (spec 4.8) */
         break;
     default:
         break;

@@ -27,6 +27,7 @@
 
 #include "engine_int.h"
 #include "frag.h"
+#include "hostmark.h"
 #include "names.h"
 #include "quic.h"
 
@@ -93,6 +94,7 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->rmem = malloc((size_t)e->cfg.reasm_slots * rb);
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
+    e->marks = sd_hostmark_new(e->cfg.mark_slots ? e->cfg.mark_slots : 4096, key);
     e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
     if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
         e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
@@ -100,7 +102,7 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     }
     e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));
     e->rst_spare = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst_spare));
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext) ||
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || !e->marks || (e->cfg.track && !e->ext) ||
         !e->rst || !e->rst_spare) {
         e->cfg.track = false;
         sd_engine_free(e);
@@ -243,6 +245,7 @@ void sd_engine_free(struct sd_engine *e)
     free(e->scratch);
     sd_quic_ctx_free(e->quic);
     sd_frag_free(e->frag);
+    sd_hostmark_free(e->marks);
     free(e->rst);
     free(e->rst_spare);
     free(e);
@@ -314,6 +317,8 @@ static bool ports_has(const struct sd_cond *c, uint16_t port)
 }
 
 struct eval {
+    const struct sd_engine *e;
+    const struct sd_flow *f;
     uint64_t sni_m, host_m, dns_m, srv_m, cli_m, rem_m;
     uint16_t sport;
     uint8_t proto;
@@ -375,6 +380,12 @@ static bool cond_holds(const struct sd_cond *c, const struct eval *ev)
     case SD_C_OPENED_INSIDE:
         r = ev->opened_inside;
         break;
+    case SD_C_MARKED: {
+        int fam;
+        const uint8_t *cli = sd__flow_client(ev->f, &fam);
+        r = sd_hostmark_has(ev->e->marks, c->set, fam, cli, ev->e->now_ns);
+        break;
+    }
     }
     return c->negate ? !r : r;
 }
@@ -416,6 +427,8 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
     const struct sd_policy *p = e->pol;
     struct eval ev;
     memset(&ev, 0, sizeof(ev));
+    ev.e = e;
+    ev.f = f;
     bool cb = f->flags & SD_FF_CLIENT_B;
     int fam = (f->flags & SD_FF_V6) ? 6 : 4;
     ev.srv_m = sd_ipset_lookup(p->ips, fam, cb ? f->a : f->b);

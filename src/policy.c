@@ -169,6 +169,24 @@ static int get_set(struct ctx *c, const struct word *w, bool ip, bool create)
     return (int)(*n)++;
 }
 
+/* The index of host mark |w|, made on first use (marks need no declaration:
+ * the rule that sets one and the rule that tests it name it alike). */
+static int get_mark(struct ctx *c, const struct word *w)
+{
+    struct sd_policy *p = c->b->pol;
+    int i = find_set(p->marks, p->n_marks, w);
+    if (i >= 0)
+        return i;
+    if (!valid_ident(w))
+        return fail(c, w->col, "invalid mark name '%.*s' (letters, digits, '-', '_', '.'; at most %d)", (int)w->n,
+                    w->p, SD_POLICY_NAME_MAX - 1);
+    if (p->n_marks >= SD_POLICY_MAX_MARKS)
+        return fail(c, w->col, "too many host marks (at most %d)", SD_POLICY_MAX_MARKS);
+    memcpy(p->marks[p->n_marks], w->p, w->n);
+    p->marks[p->n_marks][w->n] = 0;
+    return (int)p->n_marks++;
+}
+
 static int add_pattern(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col)
 {
     struct sd_policy_builder *b = c->b;
@@ -610,6 +628,17 @@ static int parse_cond(struct ctx *c, int *i, struct sd_cond *cond)
         {"ech", SD_C_ECH, 0},         {"nosni", SD_C_NOSNI, 0},       {"quic", SD_C_QUIC, 0},
         {"quic-fail", SD_C_QUIC_FAIL, 0}, {"opened-inside", SD_C_OPENED_INSIDE, 0},
     };
+    if (weq(w, "marked")) {
+        cond->kind = SD_C_MARKED;
+        if (*i >= c->n)
+            return fail(c, w->col, "expected a mark name after 'marked'");
+        const struct word *mw = &c->w[(*i)++];
+        int m = get_mark(c, mw);
+        if (m < 0)
+            return m;
+        cond->set = (uint8_t)m;
+        return 0;
+    }
     if (weq(w, "port")) {
         cond->kind = SD_C_PORT;
         if (*i >= c->n)
@@ -711,13 +740,23 @@ static int parse_action_param(struct ctx *c, const struct word *w, struct sd_act
     }
     if (weq(&k, "rst"))
         return parse_bool(c, &v, &a->rst);
+    if (weq(&k, "seconds"))
+        return set_u32(c, &v, 86400 * 7, &a->seconds);
+    if (weq(&k, "tag")) {
+        int m = get_mark(c, &v);
+        if (m < 0)
+            return m;
+        a->mark = (uint8_t)m;
+        a->has_mark = true;
+        return 0;
+    }
     if (weq(&k, "data-only"))
         return parse_bool(c, &v, &a->data_only);
     return fail(c, k.col, "unknown action parameter '%.*s'", (int)k.n, k.p);
 }
 
 static const char *const action_names[] = {"pass", "throttle", "loss", "rst", "drop-after", "drop", "freeze", "ipblock",
-                                           NULL};
+                                           "mark", NULL};
 
 const char *sd_action_kind_name(unsigned kind)
 {
@@ -728,6 +767,7 @@ const char *sd_action_name(const struct sd_action *a)
 {
     switch (a->kind) {
     case SD_A_PASS:
+    case SD_A_MARK:
         return "pass";
     case SD_A_THROTTLE:
     case SD_A_LOSS:
@@ -761,6 +801,12 @@ static int check_action(struct ctx *c, const struct word *aw, struct sd_action *
             a->n = 16384;
         if (a->dirs == SD_DIR_BOTH)
             a->dirs = SD_DIR_S2C;
+        break;
+    case SD_A_MARK:
+        if (!a->has_mark)
+            return fail(c, aw->col, "mark needs tag=NAME (the name 'marked NAME' tests)");
+        if (a->seconds == 0)
+            a->seconds = 600;
         break;
     case SD_A_THROTTLE:
     case SD_A_LOSS:

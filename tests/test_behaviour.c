@@ -995,6 +995,66 @@ static void s41_ip_block_and_freeze_rst(void **state)
     assert_int_equal(T->replaced, 1);
 }
 
+/* A TLS connection from |client| to |server|:443 with a short download. */
+static void tls_between(struct sd_gen_pcap *w, const char *client, uint16_t cport, const char *server, uint64_t t)
+{
+    struct sd_gen_tcp c;
+    uint8_t buf[4096];
+    sd_gen_tcp_init(&c, w, client, cport, server, 443, t);
+    sd_gen_tcp_handshake(&c, false);
+    sd_gen_tcp_send(&c, SD_GEN_C2S, buf, hello(buf, sizeof(buf), "www.example.com"), MS);
+    sd_gen_tcp_bulk(&c, SD_GEN_S2C, 20000, 2300000);
+}
+
+static void udp_between(struct sd_gen_pcap *w, const char *src, uint16_t sport, const char *dst, uint16_t dport,
+                        uint64_t t)
+{
+    static const uint8_t junk[40] = {0x01};
+    struct sd_gen_pkt u = {.linktype = 1, .proto = 17, .sport = sport, .dport = dport};
+    u.src = sd_gen_addr(src);
+    u.dst = sd_gen_addr(dst);
+    sd_gen_udp(w, &u, t, junk, sizeof(junk));
+}
+
+/* 4.8 [R] ntc 16713 via N4P-417: any UDP packet to some hosting ranges
+ * (Scaleway) blocks HTTPS from that client to OVH for 10 minutes, and the
+ * next UDP send starts the 10 minutes again. State per client. */
+static void s48_host_block(void **state)
+{
+    (void)state;
+#define OVH "51.38.1.1"
+#define SCW "51.15.1.1"
+    struct sd_gen_pcap *w = open_cap("s48");
+    tls_between(w, CLIENT, 48000, OVH, T0);                   /* before any UDP: passes */
+    udp_between(w, CLIENT, 48100, SCW, 3478, T0 + SEC);       /* one UDP datagram: marks the client */
+    tls_between(w, CLIENT, 48001, OVH, T0 + 2 * SEC);         /* blocked from the SYN */
+    tls_between(w, "10.0.0.3", 48002, OVH, T0 + 2 * SEC);     /* another client: passes */
+    tls_between(w, CLIENT, 48003, SERVER, T0 + 2 * SEC);      /* not OVH: passes */
+    tls_between(w, CLIENT, 48004, OVH, T0 + 600 * SEC);       /* 599 s after the UDP: blocked */
+    tls_between(w, CLIENT, 48005, OVH, T0 + 602 * SEC);       /* 601 s after: passes */
+    udp_between(w, SCW, 3478, "10.0.0.4", 48101, T0 + 700 * SEC); /* opened from outside: no mark */
+    tls_between(w, "10.0.0.4", 48006, OVH, T0 + 701 * SEC);
+    udp_between(w, CLIENT, 48102, SCW, 3478, T0 + 800 * SEC); /* armed again ... */
+    udp_between(w, CLIENT, 48102, SCW, 3478, T0 + 1300 * SEC); /* ... and re-armed by the next send */
+    tls_between(w, CLIENT, 48007, OVH, T0 + 1500 * SEC);      /* 700 s after the first, 200 after the last */
+    sd_gen_pcap_close(w);
+    run("s48", "host25-udp", NULL);
+    assert_action(48000, "pass");
+    assert_action(48100, "pass");
+    assert_string_equal(flow(48100)->r.rule, "host25-udp");
+    assert_action(48001, "block");
+    assert_int_equal(flow(48001)->r.trigger, SD_T_IP);
+    assert_int_equal(flow(48001)->r.dropped[0], flow(48001)->r.packets[0]); /* the SYN on: a timeout */
+    assert_action(48002, "pass");
+    assert_action(48003, "pass");
+    assert_action(48004, "block");
+    assert_action(48005, "pass");
+    assert_action(48006, "pass");
+    assert_action(48007, "block");
+#undef OVH
+#undef SCW
+}
+
 int main(void)
 {
     T = calloc(1, sizeof(*T));
@@ -1024,6 +1084,7 @@ int main(void)
         cmocka_unit_test(s43_quic23_sni),
         cmocka_unit_test(s45_hello_reassembly),
         cmocka_unit_test(s41_ip_block_and_freeze_rst),
+        cmocka_unit_test(s48_host_block),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(T);
