@@ -99,7 +99,7 @@ static uint32_t counted_bytes(const struct sd_pkt *pkt, uint8_t count)
     }
 }
 
-static uint64_t rnd(struct sd_engine *e)
+uint64_t sd__rnd(struct sd_engine *e)
 {
     /* xorshift64*: cheap, and seeded from the engine key so runs repeat. */
     uint64_t x = e->rng;
@@ -134,8 +134,8 @@ static bool police(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
          * reaching 1/2 when it is empty. */
         uint64_t empty = cap ? ((uint64_t)(cap - SD_MIN(tok, cap)) << 16) / cap : 0; /* 0..65536 */
         uint64_t p = (empty * empty) >> 17;                                           /* 0..32768 of 65536 */
-        if ((rnd(e) & 0xffff) < p || cost > tok) {
-            if (cost > tok && (rnd(e) & 1))
+        if ((sd__rnd(e) & 0xffff) < p || cost > tok) {
+            if (cost > tok && (sd__rnd(e) & 1))
                 return false; /* over the target, yet let some through: randomness, not a wall */
             return true;
         }

@@ -108,6 +108,8 @@ void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v
 void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, int dir, bool trigger_pkt,
              uint32_t prev_ms, struct sd_verdict *v);
 void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a);
+/* The engine's random numbers (xorshift64*, seeded from its key: runs repeat). */
+uint64_t sd__rnd(struct sd_engine *e);
 
 /* The flow's client address and family. */
 static inline const uint8_t *sd__flow_client(const struct sd_flow *f, int *family)

@@ -439,6 +439,7 @@ static int parse_with_unit(struct ctx *c, const struct word *w, const struct uni
 
 static const struct unit rate_units[] = {
     {"bit", 1}, {"kbit", 1e3}, {"mbit", 1e6}, {"gbit", 1e9}, {"bps", 8}, {"kbps", 8e3}, {"mbps", 8e6}, {NULL, 0}};
+static const struct unit chance_units[] = {{"", 1e4}, {"%", 1e2}, {NULL, 0}};
 static const struct unit byte_units[] = {{"", 1}, {"B", 1}, {"kB", 1e3}, {"KiB", 1024}, {"MB", 1e6}, {"MiB", 1048576},
                                          {NULL, 0}};
 
@@ -742,6 +743,12 @@ static int parse_action_param(struct ctx *c, const struct word *w, struct sd_act
         return parse_bool(c, &v, &a->rst);
     if (weq(&k, "seconds"))
         return set_u32(c, &v, 86400 * 7, &a->seconds);
+    if (weq(&k, "chance")) {
+        if ((rc = parse_with_unit(c, &v, chance_units, 1e4, "chance", &d)))
+            return rc;
+        a->chance = (uint16_t)(d + 0.5);
+        return 0;
+    }
     if (weq(&k, "tag")) {
         int m = get_mark(c, &v);
         if (m < 0)
@@ -786,6 +793,7 @@ static void action_defaults(struct sd_action *a)
     a->count = SD_COUNT_L3;
     a->rate_bps = 128000;
     a->burst = 16000;
+    a->chance = 10000;
     a->n = 0;
 }
 

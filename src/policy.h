@@ -140,6 +140,8 @@ struct sd_action {
     uint32_t seconds;     /* mark: how long the mark lasts after the client's last packet */
     uint8_t mark;         /* mark: its index in sd_policy.marks */
     bool has_mark;        /* mark: tag= was given */
+    uint16_t chance;      /* of the flows the rule holds for, this many in 10000 get the action; the
+                             others pass (cdn25: "not every connection is limited"); 10000 = all */
 };
 
 struct sd_rule {

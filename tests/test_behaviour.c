@@ -993,6 +993,31 @@ static void s41_ip_block_and_freeze_rst(void **state)
                              "cdn25-white then freeze bytes=16384 rst=on\n");
     assert_action(41502, "freeze");
     assert_int_equal(T->replaced, 1);
+
+    /* 4.7 [R] HC#44, N4P-662: "not every connection is limited": chance=
+     * freezes a share of the connections the rule holds for, drawn per
+     * connection; the others pass whole. */
+    w = open_cap("s41c");
+    for (uint16_t i = 0; i < 200; i++)
+        tls_flow(w, (uint16_t)(41600 + i), T0 + i * 100 * MS, "example.org", 30000);
+    sd_gen_pcap_close(w);
+    run("s41c", "cdn25-16k", "ips cdn25 203.0.113.0/24\nrule cdn25-16k when server in cdn25 and not sni in "
+                             "cdn25-white then freeze bytes=16384 chance=50%\n");
+    int frozen = 0, passed = 0;
+    for (uint16_t i = 0; i < 200; i++) {
+        const struct sd_trun_flow *f = flow((uint16_t)(41600 + i));
+        if (!strcmp(f->action, "freeze")) {
+            frozen++;
+            assert_true(f->r.dropped[1] > 0);
+        } else {
+            passed++;
+            assert_string_equal(f->action, "pass");
+            assert_int_equal(f->r.dropped[1], 0);
+        }
+    }
+    if (frozen < 70 || frozen > 130)
+        fail_msg("chance=50%%: %d of 200 connections frozen", frozen);
+    assert_int_equal(frozen + passed, 200);
 }
 
 /* A TLS connection from |client| to |server|:443 with a short download. */

@@ -120,6 +120,8 @@ static void reports_errors_where_they_are(void **state)
     expect_error("rule r when udp then mark seconds=60\n", 1, 22, "mark needs tag=NAME");
     expect_error("rule r when udp then mark tag=a/b\n", 1, 31, "invalid mark name");
     expect_error("rule r when marked\n", 1, 13, "expected a mark name");
+    expect_error("rule r when tcp then drop chance=1.5\n", 1, 34, "chance too large");
+    expect_error("rule r when tcp then drop chance=half\n", 1, 34, "invalid chance");
 }
 
 static void later_sources_extend_and_override(void **state)
