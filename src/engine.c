@@ -95,15 +95,20 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
     e->marks = sd_hostmark_new(e->cfg.mark_slots ? e->cfg.mark_slots : 4096, key);
-    e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
+    if (!e->cfg.frag_slots)
+        e->cfg.frag_slots = 1024;
+    /* The fragment pool (frag_slots queues, 4 chunks of 1600 bytes each: 6.5
+     * MB by default) only when the policy holds fragments; a later policy
+     * that does gets it in sd_engine_set_policy. */
+    bool frag_ok = !pol->inspect.frag_buffer || (e->frag = sd_frag_new(e->cfg.frag_slots, 0)) != NULL;
     if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
         e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
         advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
     }
     e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));
     e->rst_spare = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst_spare));
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || !e->marks || (e->cfg.track && !e->ext) ||
-        !e->rst || !e->rst_spare) {
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !frag_ok || !e->marks ||
+        (e->cfg.track && !e->ext) || !e->rst || !e->rst_spare) {
         e->cfg.track = false;
         sd_engine_free(e);
         return NULL;
@@ -721,6 +726,10 @@ void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t no
      * as they came, with the first fragment's TTL. The first fragment went
      * through its flow above; if the flow's action dropped it, the whole set
      * goes. */
+    if (!e->frag) { /* a reload turned buffering on and its pool could not be had */
+        e->st.frag_exhausted++;
+        return;
+    }
     if ((e->st.packets & 1023) == 0)
         e->st.frag_exhausted += sd_frag_expire(e->frag, e->now_ns, 30ULL * 1000000000ULL);
     uint32_t q;
@@ -755,6 +764,8 @@ static uint16_t find_rule(const struct sd_policy *pol, const char *name, uint8_t
 
 void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
 {
+    if (pol->inspect.frag_buffer && !e->frag) /* out of memory: fragments pass, counted as exhausted */
+        e->frag = sd_frag_new(e->cfg.frag_slots, 0);
     const struct sd_policy *old = e->pol;
     uint32_t cap = sd_flow_capacity(e->ft), hand = 0;
     uint32_t n = sd_flow_count(e->ft);
