@@ -4,10 +4,12 @@
  * Measurement: a 1 s warm-up connection each way (as B), then one thread
  * per flow (A, B, C in each direction asked for), released together once
  * all exist, each running one sd_fetch_run with its own series storage and
- * the same absolute end. Threads keep each connection a straight line of
- * code and start at the same moment, which is what "shared path conditions"
- * needs; the flows are few (at most six), so threads cost nothing worth a
- * poll loop. Every flow is capped (200 Mbit/s by default).
+ * the same absolute end; the transfers start together once every flow is
+ * connected and through its handshake (a barrier in fetch's ready hook).
+ * Threads keep each connection a straight line of code and start at the
+ * same moment, which is what "shared path conditions" needs; the flows are
+ * few (at most six), so threads cost nothing worth a poll loop. Every flow
+ * is capped (200 Mbit/s by default) and closed with a reset.
  *
  * Judgement, per direction (sd_detect_judge, pure):
  *
