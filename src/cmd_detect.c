@@ -29,7 +29,7 @@ enum { MAX_NAMES = 64 };
 struct opts {
     struct sd_detect_config cfg;
     const char *lab, *svg;
-    bool json, series, quiet, trigger;
+    bool json, series, trigger;
     int hops;
     const char *names[MAX_NAMES];
     int n_names;

@@ -234,6 +234,10 @@ static int fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *r
 
     if (n < 0 || n > SD_DETECT_MAX_PARALLEL)
         return SD_EINVAL;
+    for (int i = 0; i < n; i++) {
+        rc[i] = SD_ENOMEM; /* until its thread ran */
+        memset(&r[i], 0, sizeof(r[i]));
+    }
     /* The barrier's timed wait is on the monotonic clock, as every deadline here. */
     if (pthread_condattr_init(&ca) != 0)
         return SD_ENOMEM;
@@ -439,7 +443,6 @@ static struct sd_series series_of(const struct sd_detect_flow *f, uint64_t bin_n
 static void classify(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uint64_t warmup_ns, uint32_t base)
 {
     const struct sd_fetch_result *r = &f->r;
-    double scratch[SD_STATS_MAX_WINDOWS + 2 * SD_DETECT_MAX_BINS];
 
     f->fail = SD_KIND_NONE;
     f->fail_bytes = 0;
@@ -461,8 +464,10 @@ static void classify(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uin
     struct sd_series s = series_of(f, bin_ns, warmup_ns, base);
     if (s.n > SD_DETECT_MAX_BINS)
         s.n = SD_DETECT_MAX_BINS;
-    if (s.n)
+    if (s.n) {
+        double scratch[SD_STATS_MAX_WINDOWS + 2 * SD_DETECT_MAX_BINS];
         sd_stats_series(&s, scratch, &f->st);
+    }
     f->mech = sd_stats_mechanism(&f->st);
     double transfer_s = (double)s.n * (double)bin_ns / 1e9;
     double trailing = transfer_s - f->st.last_byte_s;
