@@ -9,7 +9,7 @@
 # with the apt archive cache shared between runs. Skips (exit 77) unless
 # SD_TEST_DEB=1 (makes the root when it is not cached: debootstrap from the
 # mirror, about 4.5 of the 9 minutes of a cold run on a loaded machine) or
-# SD_TEST_DEB=cached (runs only when the root is cached, about 4 to 6
+# SD_TEST_DEB=cached (runs only when the root is cached, 3.5 to 6.5
 # minutes; CI uses this); needs root. Packages for
 # packaging (debhelper, debootstrap, ...) are installed here, not by
 # scripts/deps.sh.
