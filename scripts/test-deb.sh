@@ -145,8 +145,11 @@ fi
 # 2. A clean Debian 12 root, made once.
 # (Made beside the cache and renamed into place once complete: an interrupted
 # debootstrap leaves no half root that a later run would take as the cache.)
+# An unreachable mirror is this machine's network, not the package: skipped.
+mirror_up() { curl -sfI --max-time 30 "$mirror/dists/bookworm/Release" >/dev/null; }
 if [ ! -e "$root/.complete" ]; then
     command -v debootstrap >/dev/null || fail "no debootstrap"
+    mirror_up || skip "the Debian mirror $mirror is unreachable (debootstrap needs it)"
     for old in "$root".new.*; do # an earlier run's, killed while bootstrapping
         [ -e "$old" ] || continue
         kill -0 "${old##*.}" 2>/dev/null && continue
@@ -175,6 +178,7 @@ mount -t proc proc "$chroot_dir/proc"
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
 cp "$deb" "$chroot_dir/tmp/"
 in_root() { chroot "$chroot_dir" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@" 9>&-; }
+mirror_up || skip "the Debian mirror $mirror is unreachable (the .deb's dependencies come from it)"
 in_root apt-get update -qq >"$work/apt.log" 2>&1 || { tail -20 "$work/apt.log"; fail "apt-get update in the root"; }
 in_root apt-get install -y -qq --no-install-recommends "/tmp/$(basename "$deb")" >>"$work/apt.log" 2>&1 ||
     { tail -20 "$work/apt.log"; fail "apt-get install of the .deb in a clean root"; }
