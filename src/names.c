@@ -103,7 +103,7 @@ struct subs {
     size_t smask;
     uint8_t *longkeys; /* keys longer than SSLOT_INLINE */
     size_t maxlen;
-    uint64_t *shortbits; /* keys of 1 to 3 bytes: 65536 bits per length */
+    uint64_t *shorts; /* keys of 1 to 3 bytes: 4 bits per value of the last 2 bytes */
 };
 
 struct sd_names {
@@ -211,7 +211,7 @@ void sd_names_free(struct sd_names *s)
     free(s->triples);
     for (int k = 0; k < 3; k++)
         free(s->filter[k]);
-    free(s->sub.shortbits);
+    free(s->sub.shorts);
     free(s->sub.q4);
     free(s->sub.q8);
     free(s->sub.filter);
@@ -564,8 +564,9 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  * a key of up to 12 bytes that is the whole key. Only a candidate passing it
  * is looked up in the table of keys and their tags, keyed by the same hash,
  * where the bytes are compared. Keys of 1 to 3 bytes are the low bytes of the
- * word, tested at every position in exact bit sets (hashed for 3 bytes, 24 KB
- * in all, made only when such keys exist). q4 and q8 take 2 to 4 and 4 to 8
+ * word: shorts[] maps the last 2 bytes to the lengths of such keys that may
+ * end there (32 KB, made only when such keys exist), and a 3-byte candidate
+ * goes through the pair filter. q4 and q8 take 2 to 4 and 4 to 8
  * bytes per key of their lengths, the filter 2 to 4 bytes per key, 3 bits in
  * one word (about 420 KB for 50 000 keywords), and the loads of successive
  * positions do not depend on each other. A position costs at most one probe
@@ -669,11 +670,11 @@ static uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uint8_t *p
     return sl ? sl->tags : 0;
 }
 
-/* The bit of key |k| (its |len| < 4 bytes as a number) in shortbits: exact
- * for 1 and 2 bytes, hashed for 3. */
-static inline size_t short_bit(uint32_t k, size_t len)
+/* The lengths (bit n - 1 for n bytes) of the keys shorter than 4 bytes that
+ * may end with the 2 bytes |v|: exact for 1 and 2 bytes, for 3 bytes a hint. */
+static inline unsigned short_lens(const struct subs *u, uint32_t v)
 {
-    return (len - 1) * 65536 + (len < 3 ? k : (size_t)((k * 0x9e3779b97f4a7c15ULL) >> 48));
+    return (unsigned)(u->shorts[v >> 4] >> ((v & 15) * 4)) & 7;
 }
 
 /* The tags of all substring keys in the name. */
@@ -682,22 +683,21 @@ static uint64_t sub_scan(const struct sd_names *s, const uint8_t *name, size_t n
     const struct subs *u = &s->sub;
     uint32_t ring[256]; /* ring[e & 255]: the 4 bytes ending at position e */
     uint64_t m = 0, w = 0;
+    unsigned lm;
     for (size_t e = 1; e <= n; e++) {
         w = w << 8 | s->fold[name[e - 1]];
         uint32_t w4 = (uint32_t)w;
         ring[e & 255] = w4;
-        if (u->shortbits)
-            for (size_t len = 1; len < 4 && len <= e; len++) {
+        if (u->shorts && (lm = short_lens(u, w4 & 0xffff)) != 0)
+            for (; lm; lm &= lm - 1) {
+                size_t len = 1 + (unsigned)__builtin_ctz(lm);
                 uint32_t k = w4 & (uint32_t)(((uint64_t)1 << (8 * len)) - 1);
-                size_t b = short_bit(k, len);
-                if (u->shortbits[b / 64] >> (b % 64) & 1) {
-                    const struct sslot *sl = sub_find(s, sub_hash(s, k, k, len), name + e - len, len);
-                    m |= sl ? sl->tags : 0;
-                }
+                if (len <= e)
+                    m |= sub_probe(s, sub_hash(s, k, k, len), name + e - len, len);
             }
         if (e < 4)
             continue;
-        unsigned lm = u->q4[qgram_index(w4, u->q4shift)];
+        lm = u->q4[qgram_index(w4, u->q4shift)];
         for (; lm; lm &= lm - 1) {
             size_t len = 4 + (unsigned)__builtin_ctz(lm);
             if (len <= e)
@@ -726,8 +726,10 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     uint64_t g = sub_hash(s, first, last, n);
     u->filter[(g >> 18) & u->fmask] |= filter_bits(g);
     if (n < 4) {
-        size_t b = short_bit(first, n);
-        u->shortbits[b / 64] |= (uint64_t)1 << (b % 64);
+        for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
+            uint32_t v = (hi << 8 | first) & 0xffff;
+            u->shorts[v >> 4] |= (uint64_t)1 << ((v & 15) * 4 + n - 1);
+        }
     } else if (n < 8)
         u->q4[qgram_index(last, u->q4shift)] |= (uint8_t)(1u << (n - 4));
     else
@@ -784,7 +786,7 @@ static int sub_build(struct sd_names *s)
         return 0;
     size_t q4n = pow2_at_least(2 * n4, &u->q4shift), q8n = pow2_at_least(2 * n8, &u->q8shift);
     size_t fw = pow2_at_least(16 * nk, NULL) / 64, cap = pow2_at_least(2 * nk, NULL);
-    if (nshort && !(u->shortbits = big_calloc(3 * 65536 / 64, sizeof(uint64_t))))
+    if (nshort && !(u->shorts = big_calloc(65536 * 4 / 64, sizeof(uint64_t))))
         return SD_ENOMEM;
     u->q4 = big_calloc(q4n, sizeof(*u->q4));
     u->q8 = big_calloc(q8n, sizeof(*u->q8));
