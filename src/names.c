@@ -94,7 +94,7 @@ struct slot {
 
 /* The substring index (see "substrings" below). */
 struct subs {
-    uint8_t *q4;   /* hash of the last 4 bytes -> lengths 4 to 7 of keys ending with them */
+    uint8_t *q4;   /* hash of the last 4 bytes -> lengths 4 to 7 of keys ending with them, Q4_LONGER */
     uint16_t *q8;  /* hash of the last 8 bytes -> lengths from 8 of keys ending with them */
     unsigned q4shift, q8shift;
     uint64_t *filter; /* pair filter: one bit per key */
@@ -559,7 +559,7 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  *
  * q4[] and q8[] map the hash of the last 4 (or 8) bytes to a bit set of the
  * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG for
- * 8 + QLONG or more). Each length in the set is a candidate, tested by one bit
+ * 8 + QLONG or more); a bit of q4 says whether q8 is worth reading. Each length in the set is a candidate, tested by one bit
  * of a pair filter hashed from (first 4 bytes, last 4 or 8 bytes, length): for
  * a key of up to 12 bytes that is the whole key. Only a candidate passing it
  * is looked up in the table of keys and their tags, keyed by the same hash,
@@ -573,7 +573,8 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  * per length (up to 255), so a lookup is O(n).
  */
 enum {
-    QLONG = 15, /* q8 bit for keys of 8 + QLONG bytes or more */
+    QLONG = 15,     /* q8 bit for keys of 8 + QLONG bytes or more */
+    Q4_LONGER = 16, /* q4 bit: some key of 8 bytes or more ends with these 4 */
     SSLOT_INLINE = 18,
     SSLOT_PREFIX = 10,
 };
@@ -662,12 +663,17 @@ static inline bool sub_maybe(const struct subs *u, uint64_t g)
 }
 
 /* The tags of the candidate p[0..n) with hash |g|, or 0. */
-static uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
+static __attribute__((noinline)) uint64_t sub_tags(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
 {
-    if (!sub_maybe(&s->sub, g))
-        return 0;
     const struct sslot *sl = sub_find(s, g, p, n);
     return sl ? sl->tags : 0;
+}
+
+/* The tags of the candidate p[0..n) with hash |g|, or 0: the filter inline,
+ * the table (rarely reached) out of line. */
+static inline uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
+{
+    return sub_maybe(&s->sub, g) ? sub_tags(s, g, p, n) : 0;
 }
 
 /* The lengths (bit n - 1 for n bytes) of the keys shorter than 4 bytes that
@@ -697,13 +703,13 @@ static uint64_t sub_scan(const struct sd_names *s, const uint8_t *name, size_t n
             }
         if (e < 4)
             continue;
-        lm = u->q4[qgram_index(w4, u->q4shift)];
-        for (; lm; lm &= lm - 1) {
+        unsigned q = u->q4[qgram_index(w4, u->q4shift)];
+        for (lm = q & 15; lm; lm &= lm - 1) {
             size_t len = 4 + (unsigned)__builtin_ctz(lm);
             if (len <= e)
                 m |= sub_probe(s, sub_hash(s, ring[(e - len + 4) & 255], w4, len), name + e - len, len);
         }
-        if (e < 8)
+        if (e < 8 || !(q & Q4_LONGER))
             continue;
         lm = u->q8[qgram_index(w, u->q8shift)];
         for (; lm; lm &= lm - 1) {
@@ -732,8 +738,10 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
         }
     } else if (n < 8)
         u->q4[qgram_index(last, u->q4shift)] |= (uint8_t)(1u << (n - 4));
-    else
+    else {
+        u->q4[qgram_index((uint32_t)last, u->q4shift)] |= Q4_LONGER;
         u->q8[qgram_index(last, u->q8shift)] |= (uint16_t)(1u << SD_MIN(n - 8, (size_t)QLONG));
+    }
     struct sslot *sl = (struct sslot *)sub_find(s, g, k, n);
     if (!sl) {
         size_t i = sub_home(u, g);
@@ -784,7 +792,7 @@ static int sub_build(struct sd_names *s)
         }
     if (nk == 0)
         return 0;
-    size_t q4n = pow2_at_least(2 * n4, &u->q4shift), q8n = pow2_at_least(2 * n8, &u->q8shift);
+    size_t q4n = pow2_at_least(2 * (n4 + n8), &u->q4shift), q8n = pow2_at_least(2 * n8, &u->q8shift);
     size_t fw = pow2_at_least(16 * nk, NULL) / 64, cap = pow2_at_least(2 * nk, NULL);
     if (nshort && !(u->shorts = big_calloc(65536 * 4 / 64, sizeof(uint64_t))))
         return SD_ENOMEM;
