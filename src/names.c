@@ -2,12 +2,12 @@
  * names.c - server names against large pattern sets.
  *
  * Two structures. The three anchored kinds share one hash table; substrings
- * get an Aho-Corasick automaton:
+ * get an index by the bytes they end with (see "substrings" below):
  *
  *   "t.co"          key "t.co"         probed with the whole name
  *   "*.twimg.com"   key ".twimg.com"   probed with each suffix that starts at a '.'
  *   "*twitter.com"  key "twitter.com"  probed with each suffix
- *   "*t.co*"        automaton          one pass over the name
+ *   "*t.co*"        substring index    one pass over the name
  *
  * ("*.twimg.com" is exactly the bare suffix ".twimg.com"; it is filed as a
  * dot suffix only to be probed at dots alone.)
@@ -27,11 +27,11 @@
  * each full word is shared by all longer suffixes. Only suffixes that pass a
  * 256-entry table (length -> kinds with keys that long) and their kinds'
  * filters are finalised (one block, three rounds) and probed. Their slots are
- * prefetched, the automaton runs, and only then are they compared, so the
+ * prefetched, the substrings are looked for, and only then are they compared, so the
  * cache misses of a lookup overlap instead of queueing. A name of 255 dots
  * costs O(n), not O(n^2), and the walk stops once the suffix is longer than
  * the longest key. (Gathering all of a name's filter words and prefetching
- * them before testing any, with the automaton's steps interleaved, was tried:
+ * them before testing any, with an automaton's steps interleaved, was tried:
  * 5-7% faster on 1 M synthetic patterns, 8% slower on the Re:filter list.)
  *
  * A slot is 32 bytes: 32 bits of the SipHash, the index of the key's tags
@@ -42,26 +42,16 @@
  * Large arrays ask for transparent huge pages: random probes into tens of MB
  * otherwise pay a TLB miss on top of the cache miss.
  *
- * The automaton is laid out breadth-first from the sorted substrings: the
- * children of state s are the consecutive states [st[s].child,
- * st[s+1].child), sorted by label, so a state needs no edge list: its
- * children's labels are one short run of a byte array. Labels are byte classes: bytes that occur in some
- * substring, numbered in byte order; class 0 for every other byte, which
- * resets the automaton at once. With SD_NAMES_CASEFOLD the class map sends
- * 'A'..'Z' to the classes of 'a'..'z'. The first states in breadth-first
- * order (the root and the shallow states where most steps land) get full
- * transition rows with failures resolved, up to a fixed budget; deeper states
- * find their child by the rank of its label in a 64-bit set of their
- * children's labels (one cache line per step; beyond 64 classes, a scan of
- * the labels) and follow failure links. Each state points to the union of the
- * tags of all substrings ending there or along its failure chain; a flag in
- * the state (and in the rows' entries) says whether that union is empty.
+ * Substrings were an Aho-Corasick automaton until it grew to 195 000 states
+ * for 50 000 keywords: a lookup then chased pointers through megabytes. The
+ * index that replaced it keeps its hot part (about 420 KB for those keywords)
+ * in L2 and reads no state that depends on the last.
  *
  * Case folding is ASCII only, applied to patterns at add time and to names
  * while they are read, never into a copy, so names of any length are folded
  * over their whole length. Nothing is allocated per lookup. A lookup before
  * compiling (or after a compile that failed) answers 0. Compiling frees the
- * pattern list: the slots and the automaton keep all that lookups need.
+ * pattern list: the two tables keep all that lookups need.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +68,6 @@ enum { W_EXACT = 1 << K_EXACT, W_DSUFFIX = 1 << K_DSUFFIX, W_SUFFIX = 1 << K_SUF
 enum {
     PROBE_BATCH = 8,         /* candidates finalised and prefetched before comparing */
     PREFETCH_AHEAD = 16,     /* keys hashed ahead of their insertion */
-    ROW_BUDGET = 256 * 1024, /* bytes of full automaton rows */
     HUGE_MIN = 4 << 20,      /* arrays from this size ask for huge pages */
 };
 
@@ -103,32 +92,18 @@ struct slot {
     uint8_t key[SLOT_INLINE];
 };
 
-/* A state: 16 bytes, four to a cache line. With at most 64 classes, |cls|
- * has bit c set when a child has label c, and that child is |child| plus the
- * number of lower bits set: a step reads one line. Bit 0 (class 0 never
- * labels an edge) says that some substring ends here or along the failure
- * chain. */
-struct tstate {
-    uint32_t child; /* first child; the children end where st[s + 1].child starts */
-    uint32_t fail;
-    uint64_t cls;
-};
-
-enum { OUT_FLAG = 1u << 31 }; /* in rows[] entries: the next state has tags */
-
-/* The automaton, split by how often each part is read: every step reads a
- * row or a state (and, beyond 64 classes, the labels of its children); the
- * tag masks only when a flag says there are some. */
-struct trie {
-    struct tstate *st; /* nstates + 1; the last is a sentinel closing the child ranges */
-    uint8_t *label;    /* class of the edge into each state */
-    uint32_t *out;     /* index into masks[] per state */
-    uint32_t nstates;
-    uint32_t nrows;  /* states [0, nrows) have full rows */
-    uint32_t ncls;   /* classes, 0 included */
-    uint32_t *rows;  /* rows[s * ncls + c]: the next state, failures resolved, | OUT_FLAG */
-    uint64_t *masks; /* distinct tag unions; masks[0] == 0 */
-    uint32_t nmasks;
+/* The substring index (see "substrings" below). */
+struct subs {
+    uint8_t *q4;   /* hash of the last 4 bytes -> lengths 4 to 7 of keys ending with them, Q4_LONGER */
+    uint16_t *q8;  /* hash of the last 8 bytes -> lengths from 8 of keys ending with them */
+    unsigned q4shift, q8shift;
+    uint64_t *filter; /* pair filter: one bit per key */
+    size_t fmask;
+    struct sslot *slots;
+    size_t smask;
+    uint8_t *longkeys; /* keys longer than SSLOT_INLINE */
+    size_t maxlen;
+    uint64_t *shorts; /* keys of 1 to 3 bytes: 4 bits per value of the last 2 bytes */
 };
 
 struct sd_names {
@@ -139,7 +114,6 @@ struct sd_names {
     uint8_t key[SD_SIPHASH_KEY_LEN];
     uint64_t fmul, fseed; /* filter hash */
     uint8_t fold[256];    /* byte -> byte as compared (identity or ASCII lower case) */
-    uint8_t cls[256];     /* byte -> automaton class (folded), 0 when in no substring */
     uint8_t lenkinds[256];/* length -> W_* of the keys that long */
 
     uint8_t *arena; /* patterns, until compiled */
@@ -155,20 +129,8 @@ struct sd_names {
     size_t fmask[3];
     size_t maxlen;   /* longest key */
 
-    struct trie ac;
+    struct subs sub;
 };
-
-static inline unsigned popcount64(uint64_t x)
-{
-#ifdef __POPCNT__
-    return (unsigned)__builtin_popcountll(x);
-#else /* the generic x86-64 target has no popcnt: not a libgcc call per step */
-    x -= (x >> 1) & 0x5555555555555555ULL;
-    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
-    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
-#endif
-}
 
 /* ---- memory ---- */
 
@@ -249,11 +211,12 @@ void sd_names_free(struct sd_names *s)
     free(s->triples);
     for (int k = 0; k < 3; k++)
         free(s->filter[k]);
-    free(s->ac.st);
-    free(s->ac.label);
-    free(s->ac.out);
-    free(s->ac.rows);
-    free(s->ac.masks);
+    free(s->sub.shorts);
+    free(s->sub.q4);
+    free(s->sub.q8);
+    free(s->sub.filter);
+    free(s->sub.slots);
+    free(s->sub.longkeys);
     free(s);
 }
 
@@ -582,262 +545,277 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
     }
 }
 
-/* ---- the substring automaton ---- */
+/* ---- substrings ---- */
 
-struct tkey {
-    const uint8_t *p;
-    uint32_t len;
-    uint32_t tag;
+/*
+ * Substring keys are found by where they end. The name is read once, left to
+ * right, keeping its last 8 bytes (folded) in a word; at each position:
+ *
+ *   name   w w w . e x a m p l e . c o m      <- read this way
+ *                          [ q8  ]           last 8 bytes: keys of 8 bytes or more
+ *                              [q4 ]         last 4 bytes: keys of 4 to 7 bytes
+ *                      [f4 ]                 first 4 bytes of a candidate (a ring
+ *                                            of the last 256 positions' words)
+ *
+ * q4[] and q8[] map the hash of the last 4 (or 8) bytes to a bit set of the
+ * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG for
+ * 8 + QLONG or more); a bit of q4 says whether q8 is worth reading. Each length in the set is a candidate, tested by one bit
+ * of a pair filter hashed from (first 4 bytes, last 4 or 8 bytes, length): for
+ * a key of up to 12 bytes that is the whole key. Only a candidate passing it
+ * is looked up in the table of keys and their tags, keyed by the same hash,
+ * where the bytes are compared. Keys of 1 to 3 bytes are the low bytes of the
+ * word: shorts[] maps the last 2 bytes to the lengths of such keys that may
+ * end there (32 KB, made only when such keys exist), and a 3-byte candidate
+ * goes through the pair filter. q4 and q8 take 2 to 4 and 4 to 8
+ * bytes per key of their lengths, the filter 2 to 4 bytes per key, 3 bits in
+ * one word (about 420 KB for 50 000 keywords), and the loads of successive
+ * positions do not depend on each other. A position costs at most one probe
+ * per length (up to 255), so a lookup is O(n).
+ */
+enum {
+    QLONG = 15,     /* q8 bit for keys of 8 + QLONG bytes or more */
+    Q4_LONGER = 16, /* q4 bit: some key of 8 bytes or more ends with these 4 */
+    SSLOT_INLINE = 18,
+    SSLOT_PREFIX = 10,
 };
 
-static int tkey_cmp(const void *a, const void *b)
-{
-    const struct tkey *x = a, *y = b;
-    int c = memcmp(x->p, y->p, SD_MIN(x->len, y->len));
-    if (c)
-        return c;
-    return (x->len > y->len) - (x->len < y->len);
-}
-
-/* Distinct tag masks: an open-addressing map from mask to index (0 = free),
- * used while building; the masks themselves end up in t->masks. */
-struct maskmap {
-    uint32_t *slot;
-    size_t mask;
+/* A slot of the substring table: 32 bytes, like struct slot, with the tags in
+ * place of a triple. A longer key keeps its first SSLOT_PREFIX bytes and the
+ * offset of the whole key in longkeys. */
+struct sslot {
+    uint64_t tags;
+    uint32_t fp;
+    uint16_t len; /* 0 for a free slot */
+    uint8_t key[SSLOT_INLINE];
 };
 
-static size_t maskmap_home(const struct maskmap *mm, uint64_t m)
+static inline size_t qgram_index(uint64_t w, unsigned shift)
 {
-    return (size_t)((m * 0x9e3779b97f4a7c15ULL) >> 32) & mm->mask;
+    return (size_t)((w * 0x9e3779b97f4a7c15ULL) >> shift);
 }
 
-static int maskmap_grow(struct maskmap *mm, const struct trie *t)
+/* The hash of a key from its first 4 bytes, its last 4 (under 8 bytes) or 8
+ * bytes and its length: it picks the filter bit and the slot. */
+static inline uint64_t sub_hash(const struct sd_names *s, uint32_t first, uint64_t last, size_t len)
 {
-    size_t cap = mm->slot ? 2 * (mm->mask + 1) : 256;
-    uint32_t *ns = calloc(cap, sizeof(*ns));
-    if (!ns)
-        return SD_ENOMEM;
-    free(mm->slot);
-    mm->slot = ns;
-    mm->mask = cap - 1;
-    for (uint32_t v = 1; v < t->nmasks; v++) {
-        size_t i = maskmap_home(mm, t->masks[v]);
-        while (mm->slot[i])
-            i = (i + 1) & mm->mask;
-        mm->slot[i] = v;
-    }
-    return 0;
+    uint64_t h = (last ^ s->fseed) * 0xff51afd7ed558ccdULL;
+    h ^= ((uint64_t)first << 8 | len) * 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 32;
+    h *= s->fmul;
+    return h ^ (h >> 29);
 }
 
-/* Returns the index of mask |m| in t->masks, adding it when new, or SD_ENOMEM. */
-static int64_t mask_index(struct maskmap *mm, struct trie *t, uint64_t m, size_t *cap)
+/* The words sub_hash() takes, for key k/n: big-endian, as the lookup builds them. */
+static void sub_parts(const uint8_t *k, size_t n, uint32_t *first, uint64_t *last)
 {
-    if (m == 0)
-        return 0;
-    size_t i = maskmap_home(mm, m);
-    for (; mm->slot[i]; i = (i + 1) & mm->mask)
-        if (t->masks[mm->slot[i]] == m)
-            return mm->slot[i];
-    if (grow((void **)&t->masks, cap, t->nmasks + 1, sizeof(uint64_t)) < 0)
-        return SD_ENOMEM;
-    uint32_t v = t->nmasks++;
-    t->masks[v] = m;
-    mm->slot[i] = v;
-    if (2 * (size_t)t->nmasks > mm->mask && maskmap_grow(mm, t) < 0) /* keep it at most half full */
-        return SD_ENOMEM;
-    return v;
+    uint64_t l = 0;
+    for (size_t j = n > 8 ? n - 8 : 0; j < n; j++)
+        l = l << 8 | k[j];
+    uint32_t f = 0;
+    for (size_t j = 0; j < 4 && j < n; j++)
+        f = f << 8 | k[j];
+    *first = n < 4 ? (uint32_t)l : f;
+    *last = n < 8 ? (uint32_t)l : l;
 }
 
-/* The child of state |s| with label |c|, or 0. */
-static inline uint32_t child_of(const struct trie *t, uint32_t s, uint8_t c)
+/* Hash |g| picks 3 filter bits with bits 0-17 and their word with bits 18
+ * and up, a slot with bits 40 and up: a false positive of the filter has no
+ * reason to land on a run of full slots. */
+static inline size_t sub_home(const struct subs *u, uint64_t g)
 {
-    if (t->ncls <= 64) { /* the children's labels as a bit set: the child is st[s].child + rank of c */
-        uint64_t m = t->st[s].cls;
-        if (!((m >> c) & 1))
-            return 0;
-        return t->st[s].child + popcount64(m & ((((uint64_t)1 << c) - 1) & ~(uint64_t)1));
-    }
-    uint32_t lo = t->st[s].child, hi = t->st[s + 1].child;
-    while (hi - lo > 8) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (t->label[mid] <= c)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    for (; lo < hi; lo++)
-        if (t->label[lo] == c)
-            return lo;
-    return 0;
+    return (size_t)(g >> 40) & u->smask;
 }
 
-/* The transition on class |c| (not 0) from |s|, following failure links
- * until a state with a row. */
-static inline uint32_t ac_next(const struct trie *t, uint32_t s, uint8_t c)
+/* The slot holding key fold(p[0..n)) with hash |g|, or NULL. */
+static const struct sslot *sub_find(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
 {
-    for (;;) {
-        if (s < t->nrows)
-            return t->rows[(size_t)s * t->ncls + c];
-        uint32_t x = child_of(t, s, c);
-        if (x)
-            return x;
-        s = t->st[s].fail;
+    const struct subs *u = &s->sub;
+    uint32_t fp = (uint32_t)g;
+    for (size_t i = sub_home(u, g);; i = (i + 1) & u->smask) {
+        const struct sslot *sl = &u->slots[i];
+        if (sl->len == 0)
+            return NULL;
+        if (sl->fp != fp || sl->len != n)
+            continue;
+        const uint8_t *k = sl->key;
+        size_t j = 0, inl = n <= SSLOT_INLINE ? n : SSLOT_PREFIX;
+        while (j < inl && k[j] == s->fold[p[j]])
+            j++;
+        if (j < inl)
+            continue;
+        if (n > SSLOT_INLINE) {
+            uint64_t off;
+            memcpy(&off, sl->key + SSLOT_PREFIX, sizeof(off));
+            k = u->longkeys + off;
+            while (j < n && k[j] == s->fold[p[j]])
+                j++;
+        }
+        if (j == n)
+            return sl;
     }
 }
 
-/* Build-time scratch per state: the key range below it, its depth, and the
- * tags of keys ending at it or along its failure chain. */
-struct tbuild {
-    uint32_t lo, hi, depth;
-    uint64_t full;
-};
-
-/* Creates the children of state |s| from its key range, in label order, with
- * their failure links (every shallower state is complete by now). */
-static uint32_t ac_expand(struct trie *t, struct tbuild *b, const struct tkey *k, const uint8_t *cls, uint32_t s,
-                          uint32_t next)
+/* Whether the pair filter may hold hash |g|. */
+static inline bool sub_maybe(const struct subs *u, uint64_t g)
 {
-    uint32_t lo = b[s].lo, hi = b[s].hi, d = b[s].depth;
-    t->st[s].child = next;
-    while (lo < hi) {
-        uint8_t byte = k[lo].p[d];
-        uint32_t e = lo + 1;
-        while (e < hi && k[e].p[d] == byte)
-            e++;
-        uint32_t x = next++;
-        t->label[x] = cls[byte];
-        b[x] = (struct tbuild){.lo = lo, .hi = e, .depth = d + 1};
-        while (b[x].lo < e && k[b[x].lo].len == d + 1) /* keys ending at x sort first */
-            b[x].full |= (uint64_t)1 << k[b[x].lo++].tag;
-        uint32_t f = s == 0 ? 0 : ac_next(t, t->st[s].fail, cls[byte]);
-        t->st[x].fail = f;
-        b[x].full |= b[f].full;
-        lo = e;
-    }
-    for (uint32_t x = t->st[s].child; x < next && t->ncls <= 64; x++)
-        t->st[s].cls |= (uint64_t)1 << t->label[x]; /* bit 0 is set later */
-    /* Its row: children where they exist, the failure state's row elsewhere. */
-    if (s < t->nrows) {
-        uint32_t *row = t->rows + (size_t)s * t->ncls;
-        for (uint32_t c = 1; c < t->ncls; c++)
-            row[c] = s == 0 ? 0 : t->rows[(size_t)t->st[s].fail * t->ncls + c];
-        for (uint32_t x = t->st[s].child; x < next; x++)
-            row[t->label[x]] = x;
-    }
-    return next;
+    uint64_t bits = filter_bits(g);
+    return (u->filter[(g >> 18) & u->fmask] & bits) == bits;
 }
 
-/* Builds the automaton from |nk| sorted keys of |total| bytes. */
-static int ac_build(struct trie *t, const struct tkey *k, size_t nk, size_t total, const uint8_t *cls)
+/* The tags of the candidate p[0..n) with hash |g|, or 0. */
+static __attribute__((noinline)) uint64_t sub_tags(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
 {
-    int rc = SD_ENOMEM;
-    size_t maxst = total + 2, mcap = 0;
-    struct tbuild *b = big_calloc(maxst, sizeof(*b));
-    struct maskmap mm = {0};
-    t->st = big_calloc(maxst, sizeof(*t->st));
-    t->label = big_calloc(maxst, 1);
-    t->out = big_calloc(maxst, sizeof(*t->out));
-    t->nrows = (uint32_t)SD_MIN(maxst - 1, SD_MAX((size_t)1, ROW_BUDGET / (t->ncls * sizeof(uint32_t))));
-    t->rows = big_calloc((size_t)t->nrows * t->ncls, sizeof(uint32_t));
-    if (total >= OUT_FLAG - 2) /* state numbers must leave the flag bit free */
-        goto out;
-    if (!b || !t->st || !t->label || !t->out || !t->rows ||
-        grow((void **)&t->masks, &mcap, 1, sizeof(uint64_t)) < 0)
-        goto out;
-    t->masks[0] = 0;
-    t->nmasks = 1;
-    if (maskmap_grow(&mm, t) < 0)
-        goto out;
-    b[0] = (struct tbuild){.lo = 0, .hi = (uint32_t)nk};
-    uint32_t next = 1;
-    for (uint32_t s = 0; s < next; s++)
-        next = ac_expand(t, b, k, cls, s, next);
-    t->nstates = next;
-    t->st[next].child = next; /* sentinel */
-    for (uint32_t s = 1; s < next; s++) {
-        int64_t idx = mask_index(&mm, t, b[s].full, &mcap);
-        if (idx < 0)
-            goto out;
-        t->out[s] = (uint32_t)idx;
-        if (idx)
-            t->st[s].cls |= 1;
-    }
-    for (size_t i = 0; i < (size_t)t->nrows * t->ncls; i++) /* flag the rows' targets that have tags */
-        t->rows[i] |= (uint32_t)(t->st[t->rows[i]].cls & 1) << 31;
-    rc = 0;
-out:
-    free(b);
-    free(mm.slot);
-    return rc;
+    const struct sslot *sl = sub_find(s, g, p, n);
+    return sl ? sl->tags : 0;
 }
 
-/* Numbers the bytes of substrings in byte order; folded upper case shares classes. */
-static uint32_t classes_build(struct sd_names *s)
+/* The tags of the candidate p[0..n) with hash |g|, or 0: the filter inline,
+ * the table (rarely reached) out of line. */
+static inline uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
 {
-    bool seen[256] = {false};
-    for (size_t i = 0; i < s->npats; i++) {
-        const struct pat *pt = &s->pats[i];
-        if (pt->kind == K_SUBSTR)
-            for (size_t j = 0; j < pt->len; j++)
-                seen[s->arena[pt->off + j]] = true;
-    }
-    uint32_t next = 1;
-    for (int c = 0; c < 256; c++)
-        if (seen[c])
-            s->cls[c] = (uint8_t)next++; /* at most 255: NUL never occurs in a body */
-    for (int c = 0; c < 256; c++)
-        s->cls[c] = s->cls[s->fold[c]];
-    return next;
+    return sub_maybe(&s->sub, g) ? sub_tags(s, g, p, n) : 0;
 }
 
-static int ac_from_patterns(struct sd_names *s)
+/* The lengths (bit n - 1 for n bytes) of the keys shorter than 4 bytes that
+ * may end with the 2 bytes |v|: exact for 1 and 2 bytes, for 3 bytes a hint. */
+static inline unsigned short_lens(const struct subs *u, uint32_t v)
 {
-    size_t nk = 0, total = 0;
+    return (unsigned)(u->shorts[v >> 4] >> ((v & 15) * 4)) & 7;
+}
+
+/* The tags of all substring keys in the name. Out of line: lists without
+ * substrings (the Re:filter list) keep the suffix walk's loop as compact as
+ * before (3-5% on its lookups in paired runs). */
+static __attribute__((noinline)) uint64_t sub_scan(const struct sd_names *s, const uint8_t *name, size_t n)
+{
+    const struct subs *u = &s->sub;
+    uint32_t ring[256]; /* ring[e & 255]: the 4 bytes ending at position e */
+    uint64_t m = 0, w = 0;
+    unsigned lm;
+    for (size_t e = 1; e <= n; e++) {
+        w = w << 8 | s->fold[name[e - 1]];
+        uint32_t w4 = (uint32_t)w;
+        ring[e & 255] = w4;
+        if (u->shorts && (lm = short_lens(u, w4 & 0xffff)) != 0)
+            for (; lm; lm &= lm - 1) {
+                size_t len = 1 + (unsigned)__builtin_ctz(lm);
+                uint32_t k = w4 & (uint32_t)(((uint64_t)1 << (8 * len)) - 1);
+                if (len <= e)
+                    m |= sub_probe(s, sub_hash(s, k, k, len), name + e - len, len);
+            }
+        if (e < 4)
+            continue;
+        unsigned q = u->q4[qgram_index(w4, u->q4shift)];
+        for (lm = q & 15; lm; lm &= lm - 1) {
+            size_t len = 4 + (unsigned)__builtin_ctz(lm);
+            if (len <= e)
+                m |= sub_probe(s, sub_hash(s, ring[(e - len + 4) & 255], w4, len), name + e - len, len);
+        }
+        if (e < 8 || !(q & Q4_LONGER))
+            continue;
+        lm = u->q8[qgram_index(w, u->q8shift)];
+        for (; lm; lm &= lm - 1) {
+            unsigned bit = (unsigned)__builtin_ctz(lm);
+            size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
+            for (; len <= hi && len <= e; len++)
+                m |= sub_probe(s, sub_hash(s, ring[(e - len + 4) & 255], w, len), name + e - len, len);
+        }
+    }
+    return m;
+}
+
+/* Adds key |k|/|n| (folded) with tag |tag|. */
+static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned tag, size_t *longlen)
+{
+    struct subs *u = &s->sub;
+    uint32_t first;
+    uint64_t last;
+    sub_parts(k, n, &first, &last);
+    uint64_t g = sub_hash(s, first, last, n);
+    u->filter[(g >> 18) & u->fmask] |= filter_bits(g);
+    if (n < 4) {
+        for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
+            uint32_t v = (hi << 8 | first) & 0xffff;
+            u->shorts[v >> 4] |= (uint64_t)1 << ((v & 15) * 4 + n - 1);
+        }
+    } else if (n < 8)
+        u->q4[qgram_index(last, u->q4shift)] |= (uint8_t)(1u << (n - 4));
+    else {
+        u->q4[qgram_index((uint32_t)last, u->q4shift)] |= Q4_LONGER;
+        u->q8[qgram_index(last, u->q8shift)] |= (uint16_t)(1u << SD_MIN(n - 8, (size_t)QLONG));
+    }
+    struct sslot *sl = (struct sslot *)sub_find(s, g, k, n);
+    if (!sl) {
+        size_t i = sub_home(u, g);
+        while (u->slots[i].len)
+            i = (i + 1) & u->smask;
+        sl = &u->slots[i];
+        *sl = (struct sslot){.fp = (uint32_t)g, .len = (uint16_t)n};
+        if (n <= SSLOT_INLINE) {
+            memcpy(sl->key, k, n);
+        } else {
+            uint64_t off = *longlen;
+            memcpy(sl->key, k, SSLOT_PREFIX);
+            memcpy(sl->key + SSLOT_PREFIX, &off, sizeof(off));
+            memcpy(u->longkeys + off, k, n);
+            *longlen += n;
+        }
+    }
+    sl->tags |= (uint64_t)1 << tag;
+}
+
+/* The smallest power of two of at least |n| (and 64), and the shift that
+ * takes a 64-bit hash to an index below it. */
+static size_t pow2_at_least(size_t n, unsigned *shift)
+{
+    size_t p = 64;
+    unsigned sh = 64 - 6;
+    while (p < n) {
+        p *= 2;
+        sh--;
+    }
+    if (shift)
+        *shift = sh;
+    return p;
+}
+
+static int sub_build(struct sd_names *s)
+{
+    struct subs *u = &s->sub;
+    size_t nk = 0, nshort = 0, n4 = 0, n8 = 0, longbytes = 0;
     for (size_t i = 0; i < s->npats; i++)
         if (s->pats[i].kind == K_SUBSTR) {
+            size_t len = s->pats[i].len;
             nk++;
-            total += s->pats[i].len;
+            nshort += len < 4;
+            n4 += len >= 4 && len < 8;
+            n8 += len >= 8;
+            longbytes += len > SSLOT_INLINE ? len : 0;
         }
     if (nk == 0)
         return 0;
-    struct tkey *k = malloc(nk * sizeof(*k));
-    if (!k)
+    size_t q4n = pow2_at_least(2 * (n4 + n8), &u->q4shift), q8n = pow2_at_least(2 * n8, &u->q8shift);
+    size_t fw = pow2_at_least(16 * nk, NULL) / 64, cap = pow2_at_least(2 * nk, NULL);
+    if (nshort && !(u->shorts = big_calloc(65536 * 4 / 64, sizeof(uint64_t))))
         return SD_ENOMEM;
-    size_t j = 0;
-    for (size_t i = 0; i < s->npats; i++)
-        if (s->pats[i].kind == K_SUBSTR)
-            k[j++] = (struct tkey){s->arena + s->pats[i].off, s->pats[i].len, s->pats[i].tag};
-    qsort(k, nk, sizeof(*k), tkey_cmp);
-    s->ac.ncls = classes_build(s);
-    int rc = ac_build(&s->ac, k, nk, total, s->cls);
-    free(k);
-    return rc;
-}
-
-/* The lookup's step: like ac_next, but returns the state | OUT_FLAG when it has tags. */
-static inline uint32_t ac_step(const struct trie *t, uint32_t s, uint8_t c)
-{
-    for (;;) {
-        if (s < t->nrows)
-            return t->rows[(size_t)s * t->ncls + c];
-        uint32_t x = child_of(t, s, c);
-        if (x)
-            return x | (uint32_t)(t->st[x].cls & 1) << 31;
-        s = t->st[s].fail;
+    u->q4 = big_calloc(q4n, sizeof(*u->q4));
+    u->q8 = big_calloc(q8n, sizeof(*u->q8));
+    u->filter = big_calloc(fw, sizeof(*u->filter));
+    u->slots = big_calloc(cap, sizeof(*u->slots));
+    u->longkeys = malloc(longbytes ? longbytes : 1);
+    if (!u->q4 || !u->q8 || !u->filter || !u->slots || !u->longkeys)
+        return SD_ENOMEM;
+    u->fmask = fw - 1;
+    u->smask = cap - 1;
+    size_t longlen = 0;
+    for (size_t i = 0; i < s->npats; i++) {
+        const struct pat *pt = &s->pats[i];
+        if (pt->kind == K_SUBSTR) {
+            sub_insert(s, s->arena + pt->off, pt->len, pt->tag, &longlen);
+            u->maxlen = SD_MAX(u->maxlen, (size_t)pt->len);
+        }
     }
-}
-
-/* One step of the automaton on byte |b| from state *st; returns the tags seen. */
-static inline uint64_t ac_byte(const struct trie *t, const uint8_t *cls, uint8_t b, uint32_t *st)
-{
-    uint8_t c = cls[b];
-    if (c == 0) {
-        *st = 0;
-        return 0;
-    }
-    uint32_t v = ac_step(t, *st, c);
-    *st = v & ~(uint32_t)OUT_FLAG;
-    return v & OUT_FLAG ? t->masks[t->out[*st]] : 0;
+    return 0;
 }
 
 /* ---- compiling and lookup ---- */
@@ -850,12 +828,12 @@ int sd_names_compile(struct sd_names *s)
         return SD_ENOMEM;
     int rc = table_build(s);
     if (rc == 0)
-        rc = ac_from_patterns(s);
+        rc = sub_build(s);
     if (rc < 0) {
         s->broken = true; /* half-built: lookups keep answering 0 */
         return rc;
     }
-    free(s->arena); /* records and the automaton hold all that is needed */
+    free(s->arena); /* the tables hold all that is needed */
     free(s->pats);
     s->arena = NULL;
     s->pats = NULL;
@@ -878,9 +856,7 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
     if (s->slots)
         table_collect(s, name, n, &pr);
     uint64_t m = pr.m;
-    uint32_t st = 0;
-    if (s->ac.st) /* while the probes' cache lines arrive */
-        for (size_t i = 0; i < n; i++)
-            m |= ac_byte(&s->ac, s->cls, name[i], &st);
+    if (s->sub.slots) /* while the probes' cache lines arrive */
+        m |= sub_scan(s, name, n);
     return m | table_resolve(s, name, n, pr.c, pr.n);
 }

@@ -307,7 +307,7 @@ static void test_guard_page(void **state)
 
 struct npat {
     int kind; /* 0 exact, 1 suffix, 2 substring */
-    uint8_t body[16];
+    uint8_t body[40];
     size_t len;
     unsigned tag;
 };
@@ -378,13 +378,13 @@ static void cross_check_round(uint64_t *x, unsigned opts, size_t np, size_t nnam
         p[i].kind = (int)(rnd(x) % 4);
         bool dot = p[i].kind == 3; /* a dot-suffix pattern "*.xyz" */
         p[i].kind = dot ? 1 : p[i].kind;
-        p[i].len = 1 + rnd(x) % 6;
+        p[i].len = 1 + rnd(x) % (rnd(x) % 8 == 0 ? sizeof(p[i].body) : 6); /* now and then past 8, 18, 23 bytes */
         for (size_t j = 0; j < p[i].len; j++)
             p[i].body[j] = rnd_byte(x);
         if (dot)
             p[i].body[0] = '.';
         p[i].tag = rnd(x) % 64;
-        char text[20];
+        char text[sizeof(p[i].body) + 2];
         size_t tl = 0;
         if (p[i].kind)
             text[tl++] = '*';
@@ -400,6 +400,11 @@ static void cross_check_round(uint64_t *x, unsigned opts, size_t np, size_t nnam
         size_t n = rnd(x) % 8 == 0 ? rnd(x) % sizeof(name) : rnd(x) % 14;
         for (size_t j = 0; j < n; j++)
             name[j] = rnd_byte(x);
+        const struct npat *in = &p[rnd(x) % np]; /* a quarter hold a pattern's body, to hit long ones */
+        if (rnd(x) % 4 == 0 && n >= in->len) {
+            size_t at = rnd(x) % (n - in->len + 1);
+            memcpy(name + at, in->body, in->len);
+        }
         uint64_t want = naive(p, np, opts, name, n), got = sd_names_lookup(s, name, n);
         if (want != got)
             fail_msg("opts %u, name of %zu bytes: want %#llx got %#llx", opts, n, (unsigned long long)want,
