@@ -5,7 +5,8 @@
 # inheritable or ambient, and no_new_privs; with that it still throttles,
 # reloads its policy on SIGHUP, and on SIGTERM removes its iptables rules and
 # writes the result of every flow it tracked, a transfer still running
-# included (the event log's "flow" lines, reason "shutdown").
+# included (the event log's "flow" lines, reason "shutdown"). The lab's
+# `slowdown serve` holds no capability at all once it listens.
 . "$(dirname "$0")/lablib.bash"
 need_lab
 
@@ -37,6 +38,15 @@ for st in /proc/"$pid"/task/*/status; do
 done
 [ $threads -ge 3 ] || fail "expected the main, worker and metrics threads, found $threads"
 echo "ok: $threads threads of the censor hold $kept only, no_new_privs"
+
+# The measurement server keeps nothing once its listeners are bound.
+spid=$(sed -n 's/^server_pid //p' "/run/slowdown/labs/$id/state")
+for k in CapEff CapPrm CapBnd CapInh CapAmb; do
+    v=$(awk -v k="$k:" '$1 == k { print $2 }' /proc/"$spid"/status)
+    [ "$v" = 0000000000000000 ] || fail "slowdown serve: $k $v, expected none"
+done
+grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/"$spid"/status || fail "slowdown serve: no no_new_privs"
+echo "ok: the server holds no capability"
 
 expect_throttled "alpha.test" "$(fetch "$id" --sni alpha.test --seconds 3 203.0.113.2)"
 expect_fast "beta.test" "$(fetch "$id" --sni beta.test --seconds 2 203.0.113.2)"
