@@ -10,12 +10,12 @@
  * The check afterwards is deliberate: a drop that silently did less than it
  * says is worse than none, so any capability left over is an error.
  */
-#define _GNU_SOURCE
 #include "privs.h"
 
 #include <cap-ng.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -33,14 +33,16 @@ static bool kept(const struct sd_privs_result *res, int cap)
 /* The highest capability number of the running kernel (it may know more than our headers). */
 static int last_cap(void)
 {
-    int v = -1;
+    char buf[16] = "";
     FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "r");
     if (f) {
-        if (fscanf(f, "%d", &v) != 1)
-            v = -1;
+        if (!fgets(buf, sizeof(buf), f))
+            buf[0] = '\0';
         fclose(f);
     }
-    return v >= 0 && v < 64 ? v : 40;
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end != buf && v >= 0 && v < 64 ? (int)v : 40;
 }
 
 /* 0 when the thread's sets are what |res| says, else SD_EPERM naming the first capability left over. */
