@@ -2,7 +2,8 @@
  * cmd_run.c - `slowdown run`: the censor inline on live traffic.
  *
  *   options -> policy (preset/file/inside) -> [--print-rules: print, exit]
- *   -> remove stale rules of this queue -> start workers (queues bound)
+ *   -> remove stale rules of this queue -> drop capabilities (privs.h)
+ *   -> start workers (queues bound)
  *   -> install rules -> ready -> signals: HUP reload, USR1 stats, INT/TERM stop
  *   -> remove rules (traffic flows unqueued) -> stop workers -> final stats
  *
@@ -552,7 +553,11 @@ static void announce(const struct run *r)
  * Everything else goes from every set, the bounding set included, and
  * no_new_privs is set. A SIGHUP reload reads the policy files again with what
  * is left: a root uid without CAP_DAC_OVERRIDE, so files it owns, or files
- * readable by root as owner, group or other.
+ * readable by root as owner, group or other. The first policy is loaded and
+ * stale rules removed before the drop: a bad policy must leave the firewall
+ * untouched, and on a host where nothing used iptables yet, iptables-legacy
+ * runs modprobe for ip_tables, which needs CAP_SYS_MODULE (the netfilter
+ * modules of the rules themselves are loaded by the kernel on demand).
  */
 static int drop_privileges(const struct opts *o)
 {
