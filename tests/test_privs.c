@@ -3,7 +3,9 @@
  * for good), the sets in /proc/self/status are exactly what was kept, a
  * thread started afterwards has the same, a program run afterwards gets the
  * kept capabilities and no more, no_new_privs is set, and without
- * CAP_SETPCAP the bounding set is left alone and said so. Needs root (skipped
+ * CAP_SETPCAP the bounding set is left alone and said so, and a non-root uid
+ * asking for SD_PRIVS_EXEC passes its kept ambient capabilities to what it
+ * runs (and nothing without the flag). Needs root (skipped
  * otherwise): only root has capabilities to drop.
  */
 #define _GNU_SOURCE
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -164,6 +167,46 @@ static int child_no_setpcap(void)
     return check(&after, false);
 }
 
+/* A non-root uid that must run a program with the kept capabilities (SD_PRIVS_EXEC): they stay ambient. */
+static int child_exec_nonroot(void)
+{
+    static const int keep[] = {CAP_NET_ADMIN, CAP_NET_RAW};
+    struct sd_privs_result res;
+    struct sets s;
+    char err[256];
+
+    /* As a service manager would start it: uid 65534 with those two ambient (and CAP_SETPCAP, to see the bounding cut). */
+    capng_get_caps_process();
+    capng_updatev(CAPNG_ADD, CAPNG_INHERITABLE, CAP_NET_ADMIN, CAP_NET_RAW, -1);
+    if (capng_apply(CAPNG_SELECT_CAPS) != 0 || prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+        return 1;
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+        return 2;
+    capng_get_caps_process();
+    capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETPCAP, -1);
+    if (capng_apply(CAPNG_SELECT_CAPS) != 0)
+        return 3;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) != 0 ||
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0) != 0)
+        return 4;
+
+    if (sd_privs_drop(keep, 2, SD_PRIVS_EXEC, &res, err, sizeof(err)) != 0 || res.n_kept != 2 || !res.bounding)
+        return 5;
+    if (read_sets("/proc/self/status", &s) < 0)
+        return 6;
+    if (s.eff != KEPT || s.prm != KEPT || s.bnd != KEPT || s.amb != KEPT || s.nnp != 1)
+        return 7;
+    if (exec_sets(&s) < 0)
+        return 8;
+    if (s.eff != KEPT || s.prm != KEPT || s.amb != KEPT || s.nnp != 1)
+        return 9;
+
+    /* Without SD_PRIVS_EXEC the ambient set goes: a program run now gets nothing. */
+    if (sd_privs_drop(keep, 2, 0, &res, err, sizeof(err)) != 0 || exec_sets(&s) < 0)
+        return 10;
+    return s.eff == 0 && s.prm == 0 && s.amb == 0 ? 0 : 11;
+}
+
 static int in_child(int (*fn)(void))
 {
     int st;
@@ -191,6 +234,14 @@ static void test_no_setpcap(void **state)
     assert_int_equal(in_child(child_no_setpcap), 0);
 }
 
+static void test_exec_nonroot(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    assert_int_equal(in_child(child_exec_nonroot), 0);
+}
+
 static void test_parse_sets(void **state)
 {
     struct sets s;
@@ -210,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_parse_sets),
         cmocka_unit_test(test_drop),
         cmocka_unit_test(test_no_setpcap),
+        cmocka_unit_test(test_exec_nonroot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
