@@ -142,6 +142,8 @@ if [ -n "$N" ]; then
     [ -n "$V" ] && row "Names: lookup on the mixed 1M list, median (ns)" "$V" "-" "-" "< 200" "$(pass "$V < 200")"
     V=$(kv "$N" synth-mix_p50_miss_ns)
     [ -n "$V" ] && row "Names: the same, names that match nothing, median (ns)" "$V" "-" "-" "-" "info"
+    V=$(kv "$N" refilter_p50_ns)
+    [ -n "$V" ] && row "Names: lookup on the Re:filter list (86k domains as d and *.d), median (ns)" "$V" "-" "-" "-" "info"
 else
     row "Names (bench_names)" "not built" "-" "-" "-" "n/a"
 fi

@@ -44,6 +44,8 @@ static const struct {
     {"yt24-policer", NULL},
     {"tw22-sni3", NULL},
     {"quic22-v1", NULL},
+    {"quic22-initial", NULL},
+    {"host25-udp", "ips host25-trigger 198.51.100.0/24\nips host25-target 203.0.113.0/24 2001:db8::/32\n"},
     {NULL, "names k twitter.com *.twitter.com *t.co* example.net\n"
            "ips lab 203.0.113.0/24 198.51.100.0/24 2001:db8::/32\n"
            "set inspect.tls records\n"

@@ -18,10 +18,15 @@
  * server packets with RST/ACKs, SNI-II lets n packets through and then drops
  * data, SNI-IV drops from the ClientHello on; freeze (cdn25) drops server
  * packets once n bytes came from the server.
+ *
+ * The mark action (spec 4.8) does nothing to the flow's packets: it marks
+ * the flow's client for `seconds` after its last packet, and rules of other
+ * flows test the mark ('marked NAME').
  */
 #include <string.h>
 
 #include "engine_int.h"
+#include "hostmark.h"
 
 #ifndef IPPROTO_TCP
 #define IPPROTO_TCP 6
@@ -40,6 +45,13 @@ static const struct sd_action *flow_action(const struct sd_engine *e, const stru
     return &e->pol->rules[f->rule - 1].action;
 }
 
+static void mark_client(struct sd_engine *e, const struct sd_flow *f, const struct sd_action *a)
+{
+    int fam;
+    const uint8_t *cli = sd__flow_client(f, &fam);
+    sd_hostmark_set(e->marks, a->mark, fam, cli, e->now_ns + (uint64_t)a->seconds * 1000000000ULL);
+}
+
 void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a)
 {
     sd__reasm_release(e, f);
@@ -53,6 +65,9 @@ void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
         break;
     case SD_A_DROP_AFTER:
         f->u.cnt[0] = a->n;
+        break;
+    case SD_A_MARK:
+        mark_client(e, f, a);
         break;
     default:
         break;
@@ -84,7 +99,7 @@ static uint32_t counted_bytes(const struct sd_pkt *pkt, uint8_t count)
     }
 }
 
-static uint64_t rnd(struct sd_engine *e)
+uint64_t sd__rnd(struct sd_engine *e)
 {
     /* xorshift64*: cheap, and seeded from the engine key so runs repeat. */
     uint64_t x = e->rng;
@@ -119,8 +134,8 @@ static bool police(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
          * reaching 1/2 when it is empty. */
         uint64_t empty = cap ? ((uint64_t)(cap - SD_MIN(tok, cap)) << 16) / cap : 0; /* 0..65536 */
         uint64_t p = (empty * empty) >> 17;                                           /* 0..32768 of 65536 */
-        if ((rnd(e) & 0xffff) < p || cost > tok) {
-            if (cost > tok && (rnd(e) & 1))
+        if ((sd__rnd(e) & 0xffff) < p || cost > tok) {
+            if (cost > tok && (sd__rnd(e) & 1))
                 return false; /* over the target, yet let some through: randomness, not a wall */
             return true;
         }
@@ -196,6 +211,10 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
         } else {
             v->kind = SD_V_DROP;
         }
+        break;
+    case SD_A_MARK:
+        if (dir == 0)
+            mark_client(e, f, a); /* the next send re-arms it (spec 4.8) */
         break;
     default:
         break;

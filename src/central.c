@@ -375,7 +375,10 @@ static void *poller_main(void *arg)
     int period_ms = (int)(c->cfg.interval_s ? c->cfg.interval_s : 30) * 1000;
     for (;;) {
         struct pollfd p = {c->stop_fd, POLLIN, 0};
-        if (poll(&p, 1, period_ms) != 0)
+        int rc = poll(&p, 1, period_ms);
+        if (rc < 0 && errno == EINTR)
+            continue; /* a signal is no reason to stop polling for good */
+        if (rc != 0)
             break; /* stop (or a failed poll: stop rather than spin) */
         bool fresh = false;
         for (size_t i = 0; i < c->n; i++)

@@ -29,7 +29,7 @@ enum { MAX_NAMES = 64 };
 struct opts {
     struct sd_detect_config cfg;
     const char *lab, *svg;
-    bool json, series, quiet, trigger;
+    bool json, series, trigger;
     int hops;
     const char *names[MAX_NAMES];
     int n_names;
@@ -240,6 +240,7 @@ static void json_flow(const char *key, const struct sd_detect_flow *f)
         printf("\"%s\"", fail);
     else
         printf("null");
+    printf(",\"connect_ms\":%.1f,\"handshake_ms\":%.1f", (double)f->r.connect_ns / 1e6, (double)f->r.handshake_ns / 1e6);
     printf(",\"mechanism\":\"%s\",\"cv\":%.3f,\"silences\":%u,\"silence_s\":%.2f,\"rtt_base_ms\":%.2f,"
            "\"rtt_ms\":%.2f",
            sd_stats_mechanism_name(f->mech), f->st.cv, f->st.silences, f->st.silence_s, f->st.rtt_base_ms,

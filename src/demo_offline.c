@@ -138,11 +138,14 @@ int sd_demo_offline(int argc, char **argv)
             for (int i = 0; i < N_NAMES; i++) {
                 double g = kbps(&t[k], i), ratio = control > 0 ? g / control : 0;
                 bool thr = ratio < 0.15 && g < 250;
+                char rate[32] = "null"; /* as slowdown detect: a rate only when throttled */
+                if (thr)
+                    snprintf(rate, sizeof(rate), "%.1f", g);
                 printf("{\"type\":\"measurement\",\"mode\":\"offline\",\"preset\":\"%s\",\"name\":\"%s\","
                        "\"direction\":\"down\",\"kbps\":%.1f,\"control_kbps\":%.1f,\"ratio\":%.5f,\"verdict\":\"%s\","
-                       "\"rate_estimate_kbps\":%s%.1f%s,\"duration_s\":%d}\n",
-                       presets[k], demo_names[i], g, control, ratio, thr ? "throttled" : "not_throttled", "",
-                       thr ? g : 0.0, "", SECONDS);
+                       "\"rate_estimate_kbps\":%s,\"duration_s\":%d}\n",
+                       presets[k], demo_names[i], g, control, ratio, thr ? "throttled" : "not_throttled", rate,
+                       SECONDS);
             }
         }
         return SD_EXIT_OK;

@@ -4,10 +4,12 @@
  * Measurement: a 1 s warm-up connection each way (as B), then one thread
  * per flow (A, B, C in each direction asked for), released together once
  * all exist, each running one sd_fetch_run with its own series storage and
- * the same absolute end. Threads keep each connection a straight line of
- * code and start at the same moment, which is what "shared path conditions"
- * needs; the flows are few (at most six), so threads cost nothing worth a
- * poll loop. Every flow is capped (200 Mbit/s by default).
+ * the same absolute end; the transfers start together once every flow is
+ * connected and through its handshake (a barrier in fetch's ready hook).
+ * Threads keep each connection a straight line of code and start at the
+ * same moment, which is what "shared path conditions" needs; the flows are
+ * few (at most six), so threads cost nothing worth a poll loop. Every flow
+ * is capped (200 Mbit/s by default) and closed with a reset.
  *
  * Judgement, per direction (sd_detect_judge, pure):
  *
@@ -39,12 +41,15 @@
  * throttled samples below 0.05, 255 between 0.10 and 0.15); 0.3 bounds the
  * gray zone in which a slow path, not a censor, may explain the difference.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "detect.h"
 #include "mono.h"
@@ -67,6 +72,7 @@ enum {
     HANDSHAKE_TIMEOUT_S = 6,
     SETUP_ALLOWANCE_MS = 1000, /* the run lasts seconds + this: time for connects and handshakes */
     PRIME_MS = 1000,           /* the warm-up connection */
+    READY_WAIT_MS = 2000,      /* the start barrier waits this long after the first ready flow */
     FIRST_MAX = 4096,
     TLS_RECORD_OVERHEAD = 22, /* TLS 1.3: header 5, tag 16, content type 1 */
     TLS_RECORD = 16384,
@@ -119,11 +125,29 @@ int sd_detect_control_name(const char *name, uint64_t seed, char *out, size_t ca
 
 /* ---- measurement ---- */
 
-/* Releases the flow threads together, once all of them exist. */
+/*
+ * The flow threads are released together once all of them exist. With
+ * SYNC_START, each then waits at the ready hook (connected, TLS handshake
+ * done) until every flow is ready or has failed, READY_WAIT_MS after the
+ * first one at most: no flow's bulk transfer competes with another's
+ * handshake. On a bottleneck (a 1 Mbit/s shaper, congestion) C's bulk,
+ * started at connect, could otherwise starve A's handshake past its
+ * timeout by chance, and a handshake timeout with B quick reads as a block.
+ * With LINGER0, every socket is closed with a reset: an upload's unsent
+ * data is dropped rather than drained after the run, where it would queue
+ * ahead of the next measurement (seconds of it behind a slow shaper).
+ */
+enum { SYNC_START = 1, LINGER0 = 2 }; /* SYNC_START comes with LINGER0 */
+
 struct gate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool open;
+    bool started;       /* the start barrier is passed: nobody waits any more */
+    int expected;       /* threads made */
+    int arrived;        /* flows ready, or ended before they were */
+    uint64_t first_ns;  /* when the first flow got ready */
+    uint64_t end_ns;    /* the transfers' common end, 0 none */
 };
 
 struct job {
@@ -131,32 +155,103 @@ struct job {
     struct sd_fetch_result *r;
     int *rc;
     struct gate *gate;
+    bool reached; /* passed the ready hook */
 };
+
+static int linger0_hook(void *arg, int fd, char *detail, size_t len)
+{
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    (void)arg;
+    if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0) {
+        snprintf(detail, len, "SO_LINGER: %s", strerror(errno));
+        return SD_EIO;
+    }
+    return 0;
+}
+
+/* Counts one flow in at the barrier; the caller holds the lock. */
+static void arrive(struct gate *g)
+{
+    g->arrived++;
+    pthread_cond_broadcast(&g->cond);
+}
+
+static int ready_hook(void *arg, int fd, char *detail, size_t len)
+{
+    struct job *j = arg;
+    struct gate *g = j->gate;
+    (void)fd;
+    (void)detail;
+    (void)len;
+
+    pthread_mutex_lock(&g->lock);
+    j->reached = true;
+    arrive(g);
+    if (!g->first_ns)
+        g->first_ns = sd_mono_ns();
+    uint64_t until = g->first_ns + READY_WAIT_MS * (uint64_t)SD_NS_PER_MS;
+    if (g->end_ns && until > g->end_ns)
+        until = g->end_ns;
+    while (!g->started && g->arrived < g->expected && sd_mono_ns() < until) {
+        struct timespec ts = {.tv_sec = (time_t)(until / SD_NS_PER_S), .tv_nsec = (long)(until % SD_NS_PER_S)};
+        pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    }
+    g->started = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+static const struct sd_fetch_hooks hooks_sync = {.socket = linger0_hook, .ready = ready_hook};
+static const struct sd_fetch_hooks hooks_linger = {.socket = linger0_hook};
 
 static void *flow_main(void *arg)
 {
     struct job *j = arg;
+    struct gate *g = j->gate;
 
-    pthread_mutex_lock(&j->gate->lock);
-    while (!j->gate->open)
-        pthread_cond_wait(&j->gate->cond, &j->gate->lock);
-    pthread_mutex_unlock(&j->gate->lock);
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
     *j->rc = sd_fetch_run(j->o, j->r);
+    pthread_mutex_lock(&g->lock);
+    if (!j->reached)
+        arrive(g); /* failed before it was ready: nobody waits for it */
+    pthread_mutex_unlock(&g->lock);
     return NULL;
 }
 
-int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns)
+static int fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns,
+                      int flags)
 {
     pthread_t tid[SD_DETECT_MAX_PARALLEL];
     struct job jobs[SD_DETECT_MAX_PARALLEL];
-    struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    struct gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    pthread_condattr_t ca;
     bool made[SD_DETECT_MAX_PARALLEL] = {false};
     int ret = 0;
 
     if (n < 0 || n > SD_DETECT_MAX_PARALLEL)
         return SD_EINVAL;
     for (int i = 0; i < n; i++) {
-        jobs[i] = (struct job){&o[i], &r[i], &rc[i], &gate};
+        rc[i] = SD_ENOMEM; /* until its thread ran */
+        memset(&r[i], 0, sizeof(r[i]));
+    }
+    /* The barrier's timed wait is on the monotonic clock, as every deadline here. */
+    if (pthread_condattr_init(&ca) != 0)
+        return SD_ENOMEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int cr = pthread_cond_init(&gate.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (cr != 0)
+        return SD_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (struct job){&o[i], &r[i], &rc[i], &gate, false};
+        if (flags & (SYNC_START | LINGER0)) {
+            o[i].hooks = flags & SYNC_START ? &hooks_sync : &hooks_linger;
+            o[i].hook_arg = &jobs[i];
+        }
         made[i] = pthread_create(&tid[i], NULL, flow_main, &jobs[i]) == 0;
         if (!made[i]) {
             rc[i] = SD_EIO;
@@ -170,6 +265,9 @@ int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int
     for (int i = 0; i < n; i++)
         o[i].deadline_ns = end;
     pthread_mutex_lock(&gate.lock);
+    for (int i = 0; i < n; i++)
+        gate.expected += made[i];
+    gate.end_ns = end;
     gate.open = true;
     pthread_cond_broadcast(&gate.cond);
     pthread_mutex_unlock(&gate.lock);
@@ -180,6 +278,11 @@ int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int
     pthread_mutex_destroy(&gate.lock);
     pthread_cond_destroy(&gate.cond);
     return ret;
+}
+
+int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns)
+{
+    return fetch_many(o, r, rc, n, span_ns, 0);
 }
 
 /* The request line the server gets for S seconds, as fetch.c writes it. */
@@ -340,7 +443,6 @@ static struct sd_series series_of(const struct sd_detect_flow *f, uint64_t bin_n
 static void classify(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uint64_t warmup_ns, uint32_t base)
 {
     const struct sd_fetch_result *r = &f->r;
-    double scratch[SD_STATS_MAX_WINDOWS + 2 * SD_DETECT_MAX_BINS];
 
     f->fail = SD_KIND_NONE;
     f->fail_bytes = 0;
@@ -362,8 +464,10 @@ static void classify(struct sd_detect_flow *f, uint8_t dir, uint64_t bin_ns, uin
     struct sd_series s = series_of(f, bin_ns, warmup_ns, base);
     if (s.n > SD_DETECT_MAX_BINS)
         s.n = SD_DETECT_MAX_BINS;
-    if (s.n)
+    if (s.n) {
+        double scratch[SD_STATS_MAX_WINDOWS + 2 * SD_DETECT_MAX_BINS];
         sd_stats_series(&s, scratch, &f->st);
+    }
     f->mech = sd_stats_mechanism(&f->st);
     double transfer_s = (double)s.n * (double)bin_ns / 1e9;
     double trailing = transfer_s - f->st.last_byte_s;
@@ -738,7 +842,7 @@ static void prime(const struct sd_detect_config *cfg, const struct sd_detect_res
         o[dir].handshake_timeout_ns = o[dir].connect_timeout_ns = 2ull * SD_NS_PER_S;
     }
     /* Whatever happens: the measurement will see it too. */
-    sd_detect_fetch_many(o, r, rc, 2, (PRIME_MS + 500) * (uint64_t)SD_NS_PER_MS);
+    fetch_many(o, r, rc, 2, (PRIME_MS + 500) * (uint64_t)SD_NS_PER_MS, LINGER0);
 }
 
 static bool name_ok(const char *s)
@@ -799,7 +903,7 @@ int sd_detect_run(const struct sd_detect_config *cfg, struct sd_detect_result *r
      * with GSO-sized packets): its connects would time out. Sharing the
      * path makes each direction's flows slower and noisier alike. */
     uint64_t t0 = sd_mono_ns();
-    sd_detect_fetch_many(o, r, rc, n, res->seconds_ns + SETUP_ALLOWANCE_MS * (uint64_t)SD_NS_PER_MS);
+    fetch_many(o, r, rc, n, res->seconds_ns + SETUP_ALLOWANCE_MS * (uint64_t)SD_NS_PER_MS, SYNC_START | LINGER0);
     res->duration_s = (double)(sd_mono_ns() - t0) / 1e9;
     for (int i = 0; i < n; i++) {
         f[i]->r = r[i];

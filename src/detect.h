@@ -167,8 +167,11 @@ void sd_detect_judge(struct sd_detect_dir *d, uint64_t bin_ns, uint64_t warmup_n
  * once all exist) and waits for all: r[i] and rc[i] get each sd_fetch_run's
  * result and return value. With |span_ns|, every transfer ends |span_ns|
  * after the release at the latest (o[i].deadline_ns is set). Returns 0,
- * SD_EINVAL for n outside 0..SD_DETECT_MAX_PARALLEL, or SD_EIO when a thread
- * could not be made (its rc[i] is SD_EIO; the others still ran).
+ * SD_EINVAL for n outside 0..SD_DETECT_MAX_PARALLEL, SD_ENOMEM when nothing
+ * could run (every rc[i] is SD_ENOMEM), or SD_EIO when a thread could not
+ * be made (its rc[i] is SD_EIO; the others still ran). The flows' hooks are
+ * left as the caller set them (sd_detect_run's own measurement also holds
+ * its flows at a start barrier, see detect.c).
  */
 int sd_detect_fetch_many(struct sd_fetch_opts *o, struct sd_fetch_result *r, int *rc, int n, uint64_t span_ns);
 

@@ -27,6 +27,7 @@
 
 #include "engine_int.h"
 #include "frag.h"
+#include "hostmark.h"
 #include "names.h"
 #include "quic.h"
 
@@ -93,15 +94,21 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
     e->rmem = malloc((size_t)e->cfg.reasm_slots * rb);
     e->scratch = malloc(65536);
     e->quic = sd_quic_ctx_new();
-    e->frag = sd_frag_new(e->cfg.frag_slots ? e->cfg.frag_slots : 1024, 4096);
+    e->marks = sd_hostmark_new(e->cfg.mark_slots ? e->cfg.mark_slots : 4096, key);
+    if (!e->cfg.frag_slots)
+        e->cfg.frag_slots = 1024;
+    /* The fragment pool (frag_slots queues, 4 chunks of 1600 bytes each: 6.5
+     * MB by default) only when the policy holds fragments; a later policy
+     * that does gets it in sd_engine_set_policy. */
+    bool frag_ok = !pol->inspect.frag_buffer || (e->frag = sd_frag_new(e->cfg.frag_slots, 0)) != NULL;
     if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
         e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
         advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
     }
     e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));
     e->rst_spare = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst_spare));
-    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !e->frag || (e->cfg.track && !e->ext) ||
-        !e->rst || !e->rst_spare) {
+    if (!e->ft || !e->rslots || !e->rmem || !e->scratch || !e->quic || !frag_ok || !e->marks ||
+        (e->cfg.track && !e->ext) || !e->rst || !e->rst_spare) {
         e->cfg.track = false;
         sd_engine_free(e);
         return NULL;
@@ -243,6 +250,7 @@ void sd_engine_free(struct sd_engine *e)
     free(e->scratch);
     sd_quic_ctx_free(e->quic);
     sd_frag_free(e->frag);
+    sd_hostmark_free(e->marks);
     free(e->rst);
     free(e->rst_spare);
     free(e);
@@ -314,6 +322,8 @@ static bool ports_has(const struct sd_cond *c, uint16_t port)
 }
 
 struct eval {
+    const struct sd_engine *e;
+    const struct sd_flow *f;
     uint64_t sni_m, host_m, dns_m, srv_m, cli_m, rem_m;
     uint16_t sport;
     uint8_t proto;
@@ -375,6 +385,12 @@ static bool cond_holds(const struct sd_cond *c, const struct eval *ev)
     case SD_C_OPENED_INSIDE:
         r = ev->opened_inside;
         break;
+    case SD_C_MARKED: {
+        int fam;
+        const uint8_t *cli = sd__flow_client(ev->f, &fam);
+        r = sd_hostmark_has(ev->e->marks, c->set, fam, cli, ev->e->now_ns);
+        break;
+    }
     }
     return c->negate ? !r : r;
 }
@@ -416,6 +432,8 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
     const struct sd_policy *p = e->pol;
     struct eval ev;
     memset(&ev, 0, sizeof(ev));
+    ev.e = e;
+    ev.f = f;
     bool cb = f->flags & SD_FF_CLIENT_B;
     int fam = (f->flags & SD_FF_V6) ? 6 : 4;
     ev.srv_m = sd_ipset_lookup(p->ips, fam, cb ? f->a : f->b);
@@ -444,6 +462,16 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
             continue;
         f->rule = (uint16_t)(i + 1);
         e->rst[i + 1].flows++;
+        if (r->action.chance < 10000 && sd__rnd(e) % 10000 >= r->action.chance) {
+            /* Not every flow the rule holds for gets its action (chance=). */
+            f->trigger = SD_T_NONE;
+            f->action = SD_A_PASS;
+            sd__trace(e, slot, "rule '%s' holds but spares this flow (chance=%u.%02u%%)", r->name,
+                      r->action.chance / 100, r->action.chance % 100);
+            struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = "pass"};
+            emit_event(e, slot, &evr, SD_END_SHUTDOWN);
+            return true;
+        }
         f->trigger = r->action.kind == SD_A_PASS ? SD_T_NONE : trigger_of(r, fa);
         sd__act_start(e, f, &r->action);
         if (r->action.kind != SD_A_PASS)
@@ -698,6 +726,10 @@ void sd_engine_packet(struct sd_engine *e, const struct sd_pkt *pkt, uint64_t no
      * as they came, with the first fragment's TTL. The first fragment went
      * through its flow above; if the flow's action dropped it, the whole set
      * goes. */
+    if (!e->frag) { /* a reload turned buffering on and its pool could not be had */
+        e->st.frag_exhausted++;
+        return;
+    }
     if ((e->st.packets & 1023) == 0)
         e->st.frag_exhausted += sd_frag_expire(e->frag, e->now_ns, 30ULL * 1000000000ULL);
     uint32_t q;
@@ -732,6 +764,8 @@ static uint16_t find_rule(const struct sd_policy *pol, const char *name, uint8_t
 
 void sd_engine_set_policy(struct sd_engine *e, const struct sd_policy *pol)
 {
+    if (pol->inspect.frag_buffer && !e->frag) /* out of memory: fragments pass, counted as exhausted */
+        e->frag = sd_frag_new(e->cfg.frag_slots, 0);
     const struct sd_policy *old = e->pol;
     uint32_t cap = sd_flow_capacity(e->ft), hand = 0;
     uint32_t n = sd_flow_count(e->ft);

@@ -105,7 +105,9 @@ struct sd_event {
 struct sd_engine_config {
     uint32_t max_flows;       /* flow table capacity (default 1<<20 when 0) */
     uint32_t reasm_slots;     /* concurrent reassembly buffers (default 4096 when 0) */
-    uint32_t frag_slots;      /* concurrent fragment queues (default 1024 when 0) */
+    uint32_t frag_slots;      /* concurrent fragment queues (default 1024 when 0), room for 4 fragments each,
+                                 allocated once a policy sets frag.buffer */
+    uint32_t mark_slots;      /* host marks, clients x tags (default 4096 when 0; spec 4.8) */
     uint64_t key[2];          /* SipHash key of the flow table; 0,0 = fixed test key */
     bool track;               /* keep per-flow reports (counters, names) and call on_flow_end */
     bool explain;             /* with track: record an inspection trace per flow */

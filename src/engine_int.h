@@ -15,6 +15,7 @@
 
 struct sd_quic_ctx;
 struct sd_frag;
+struct sd_hostmark;
 
 /* Bits of sd_flow.state. */
 enum {
@@ -24,6 +25,8 @@ enum {
     SD_FS_RST_SENT = 1 << 3,  /* freeze: the RST was sent */
     SD_FS_SEEN_S2C = 1 << 4,  /* a packet from the server was seen */
     SD_FS_QUIC = 1 << 5,      /* the first datagram looked like QUIC */
+    SD_FS_LATE = 1 << 6,      /* quic.late-cut: a small non-QUIC first datagram; later Initials watched */
+    SD_FS_LATE_ARMED = 1 << 7, /* ... an Initial matching the header rule came: budget counts server datagrams */
 };
 
 enum { SD_PREFETCH_MAX = 8 }; /* packets sd_engine_prefetch may run ahead */
@@ -83,6 +86,7 @@ struct sd_engine {
     uint8_t *scratch;         /* TLS stream scratch, reasm_bytes */
     struct sd_quic_ctx *quic;
     struct sd_frag *frag;     /* held IP fragments (spec 4.4) */
+    struct sd_hostmark *marks; /* host marks per client (spec 4.8) */
     uint8_t out[128];         /* replacement packet */
     struct sd_engine_stats st;
     struct sd_rule_stats *rst;  /* [SD_POLICY_MAX_RULES + 1]: per-rule counters, indexed like sd_flow.rule */
@@ -104,6 +108,15 @@ void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v
 void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, int dir, bool trigger_pkt,
              uint32_t prev_ms, struct sd_verdict *v);
 void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a);
+/* The engine's random numbers (xorshift64*, seeded from its key: runs repeat). */
+uint64_t sd__rnd(struct sd_engine *e);
+
+/* The flow's client address and family. */
+static inline const uint8_t *sd__flow_client(const struct sd_flow *f, int *family)
+{
+    *family = (f->flags & SD_FF_V6) ? 6 : 4;
+    return (f->flags & SD_FF_CLIENT_B) ? f->b : f->a;
+}
 
 static inline bool sd__flow_is_inside(const struct sd_engine *e, int family, const uint8_t *addr)
 {

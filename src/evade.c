@@ -131,7 +131,11 @@ static const struct sd_evade_def catalogue[] = {
     {"quic-junk-first", SD_EVADE_QUIC, UDP, "v1,1250,junk=64", QUIC_SYNTAX,
      "A 64-byte junk datagram (first byte 0) on the same 5-tuple before the Initial: the first datagram of "
      "the flow is not QUIC-like (spec 4.3: a non-QUIC first packet left the flow unchecked). The responder "
-     "ignores it."},
+     "ignores it. Under quic22-initial it only defers the cut: the flow dies ~15 server datagrams later "
+     "(spec 4.3, mid-flow kills)."},
+    {"quic-junk-long", SD_EVADE_QUIC, UDP, "v1,1250,junk=620", QUIC_SYNTAX,
+     "The same with a 620-byte junk datagram first: nfqws's answer to the 2022 mid-flow kills (a fake over "
+     "600 bytes moved the box out of its watching phase; one of exactly 600 did not)."},
     {"quic-ipfrag", SD_EVADE_QUIC, UDP | SD_EVADE_NEED_ROOT, "v1,1250,frag", QUIC_SYNTAX,
      "The Initial's IP packet in two IPv4 fragments (UDP header and 512 bytes, then the rest), sent from a "
      "raw socket with the UDP socket's own port; the responder's kernel reassembles them."},

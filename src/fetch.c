@@ -441,6 +441,8 @@ static int run_conn(const struct sd_fetch_opts *o, struct sd_tconn *c, struct sd
         r->handshake_ns = sd_mono_ns() - t;
         snprintf(r->tls_version, sizeof(r->tls_version), "%s", SSL_get_version(c->ssl));
     }
+    if (o->hooks && o->hooks->ready && hook_failed(r, o->hooks->ready(o->hook_arg, c->fd, r->detail, sizeof(r->detail))))
+        goto out;
     r->stage = SD_FETCH_TRANSFER;
     t = sd_mono_ns();
     int x = 0;

@@ -66,12 +66,17 @@ struct ssl_ctx_st;
  *                   (extensions must be registered here)
  *   tls_ssl         the SSL object, its fd set and SNI given, before the
  *                   handshake: BIOs may be wrapped here
+ *   ready           connected and, with TLS, the handshake done; nothing of
+ *                   the request (or of the plain first payload) sent yet:
+ *                   the detector holds its flows here so that their
+ *                   transfers start together
  */
 struct sd_fetch_hooks {
     int (*socket)(void *arg, int fd, char *detail, size_t len);
     int (*connected)(void *arg, int fd, uint64_t deadline, char *detail, size_t len);
     int (*tls_ctx)(void *arg, struct ssl_ctx_st *ctx, char *detail, size_t len);
     int (*tls_ssl)(void *arg, struct ssl_st *ssl, int fd, char *detail, size_t len);
+    int (*ready)(void *arg, int fd, char *detail, size_t len);
 };
 
 struct sd_fetch_opts {

@@ -106,38 +106,6 @@ static char *read_file(const struct sd_filesrv *s, const char *name, size_t *len
     return buf;
 }
 
-static ssize_t read_head(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    uint64_t deadline = sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS;
-    while (n + 1 < cap) {
-        uint64_t now = sd_mono_ns();
-        struct pollfd p = {fd, POLLIN, 0};
-        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / SD_NS_PER_MS) + 1) <= 0)
-            return -1;
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        buf[n] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (ssize_t)n;
-    }
-    return -1;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    uint64_t deadline = sd_mono_ns() + 10ULL * SD_NS_PER_S;
-    while (n > 0 && sd_tconn_wait(fd, POLLOUT, deadline) == 1) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 /* The value of header |name| (with its colon) in the request head, or NULL; |n| gets its length. */
 static const char *header(const char *head, const char *name, size_t *n)
 {
@@ -162,15 +130,16 @@ static void reply(int fd, const char *status, const char *etag, const char *body
     int n = snprintf(h, sizeof(h), "HTTP/1.1 %s\r\n%s%s%sContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", status,
                      etag ? "ETag: " : "", etag ? etag : "", etag ? "\r\n" : "", len);
-    send_all(fd, h, (size_t)n);
-    if (!head_only && len)
-        send_all(fd, body, len);
+    struct sd_tconn c = {.fd = fd};
+    uint64_t deadline = sd_mono_ns() + 10ULL * SD_NS_PER_S;
+    if (sd_tconn_write_all(&c, (const uint8_t *)h, (size_t)n, deadline) == 0 && !head_only && len)
+        sd_tconn_write_all(&c, (const uint8_t *)body, len, deadline);
 }
 
 static void answer(const struct sd_filesrv *s, int fd)
 {
     char req[REQ_MAX], name[256], etag[24];
-    if (read_head(fd, req, sizeof(req)) < 0)
+    if (sd_tconn_read_head(fd, req, sizeof(req), sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS) < 0)
         return;
     bool head_only = strncmp(req, "HEAD ", 5) == 0;
     if (!head_only && strncmp(req, "GET ", 4) != 0) {

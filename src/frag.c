@@ -18,7 +18,7 @@
 #include "frag.h"
 #include "pkt.h"
 
-enum { CHUNK = 1600, MAX_FRAGS = 64 };
+enum { CHUNK = 1600, MAX_FRAGS = SD_FRAG_MAX_FRAGS };
 
 struct queue {
     bool used, condemned, have_first, have_last;
@@ -44,6 +44,12 @@ struct sd_frag {
 
 struct sd_frag *sd_frag_new(uint32_t queues, uint32_t chunks)
 {
+    if (queues == 0)
+        return NULL;
+    if (chunks == 0) {
+        uint64_t c = (uint64_t)queues * SD_FRAG_CHUNKS_PER_QUEUE;
+        chunks = (uint32_t)(c < MAX_FRAGS ? MAX_FRAGS : c > UINT32_MAX / CHUNK ? UINT32_MAX / CHUNK : c);
+    }
     struct sd_frag *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;

@@ -5,8 +5,9 @@
  * packet of more than `max` fragments is not handled (dropped). Payload is
  * never inspected across fragments.
  *
- * Held fragments are copied into a fixed pool of chunks; queues live in a
- * fixed table. Nothing is allocated after creation. A queue that does not
+ * Held fragments are copied into a fixed pool of chunks, sized by the caller
+ * (an engine: from its configured fragment queues); queues live in a fixed
+ * table. Nothing is allocated after creation. A queue that does not
  * complete within its timeout is dropped, as a kernel's reassembly queue is.
  */
 #ifndef SD_FRAG_H
@@ -28,7 +29,15 @@ enum sd_frag_result {
     SD_FRAG_PASS = 3,     /* not buffered (no room, too large): forward as is */
 };
 
-/* |queues| concurrent packets, |chunks| held fragments of at most 1600 bytes. */
+/* Most fragments one queue holds, whatever a larger frag.max says. */
+enum { SD_FRAG_MAX_FRAGS = 64 };
+
+/*
+ * |queues| concurrent packets, |chunks| held fragments of at most 1600 bytes.
+ * |chunks| 0 sizes the pool from the queues: SD_FRAG_CHUNKS_PER_QUEUE per
+ * queue, and never less than one packet of SD_FRAG_MAX_FRAGS fragments.
+ */
+enum { SD_FRAG_CHUNKS_PER_QUEUE = 4 };
 struct sd_frag *sd_frag_new(uint32_t queues, uint32_t chunks);
 void sd_frag_free(struct sd_frag *f);
 

@@ -37,7 +37,8 @@
  * frees the old policy only once every worker has acknowledged.
  *
  * Statistics and per-rule counters are published by each worker every 0.5 s
- * into a snapshot under its own lock; readers (the main thread, the metrics
+ * (even while its queue never runs dry: a drain lasts at most POLL_MS) into
+ * a snapshot under its own lock; readers (the main thread, the metrics
  * listener) only ever read snapshots. Per-rule snapshots carry the rule names
  * copied, so a reader never touches a policy that may be freed meanwhile.
  */
@@ -292,7 +293,12 @@ static void *worker_main(void *arg)
         if (p[1].revents)
             break;
         switch_policy(w);
-        for (;;) { /* drain what is waiting, a batch at a time */
+        /* Drain what is waiting, a batch at a time, but for at most POLL_MS:
+         * a queue that never runs dry (a flood, or a worker starved of CPU)
+         * must not hold back the snapshots, the idle sweep, a policy switch
+         * or stop, which all happen between two drains. */
+        uint64_t drain_end = sd_mono_ns() + (uint64_t)POLL_MS * SD_NS_PER_MS;
+        for (;;) {
             int n = sd_nfq_recv(w->q, w->pkts, batch);
             if (n < 0) {
                 w->st.io_errors++;
@@ -303,7 +309,7 @@ static void *worker_main(void *arg)
             uint64_t now = sd_mono_ns();
             if (handle_batch(w, n, now) < 0)
                 w->st.io_errors++;
-            if ((unsigned)n < batch)
+            if ((unsigned)n < batch || now >= drain_end)
                 break;
         }
         uint64_t now = sd_mono_ns();

@@ -265,8 +265,25 @@ static bool inspect_quic(struct sd_engine *e, uint32_t slot, struct sd_flow *f, 
     bool first = !(f->state & SD_FS_QUIC);
     bool longh = n >= 5 && (p[0] & 0x80);
     uint32_t ver = longh ? sd_rd32be(p + 1) : 0;
+    if (f->state & SD_FS_LATE) {
+        /* Past the header rule by a fake first datagram: an Initial that
+         * matches it arms the deferred cut (NTC-1823 #40, #41). */
+        if (!longh || !quic_version_ok(in, ver) || n < in->quic_min_len)
+            return false;
+        f->state |= SD_FS_LATE_ARMED;
+        f->budget = in->quic_late_cut;
+        sd__trace(e, slot, "QUIC long header, version %08x, %zu B after a fake first datagram: cut after %u server "
+                  "datagrams (quic.late-cut)", ver, n, in->quic_late_cut);
+        return false;
+    }
     if (first) {
         if (!longh || !sd_quic_version_known(ver)) {
+            if (in->quic_late_cut && n <= in->quic_late_phase) {
+                f->state |= SD_FS_LATE;
+                sd__trace(e, slot, "first datagram of %zu B is not a QUIC long header (<= %u B): later Initials "
+                          "watched (quic.late-cut)", n, in->quic_late_phase);
+                return false;
+            }
             sd__trace(e, slot, "first datagram of %zu B is not a QUIC long header: flow unchecked", n);
             return true;
         }
@@ -312,8 +329,17 @@ static bool inspect_udp(struct sd_engine *e, uint32_t slot, struct sd_flow *f, c
     size_t n = pkt->payload_len;
     bool cb = f->flags & SD_FF_CLIENT_B;
     uint16_t sport = cb ? f->pa : f->pb;
-    if (dir != 0)
-        return false; /* only the client's datagrams say anything */
+    if (dir != 0) {
+        /* Only the client's datagrams say anything, except that the server's
+         * count down a deferred QUIC cut. */
+        if ((f->state & SD_FS_LATE_ARMED) && --f->budget == 0) {
+            sd__trace(e, slot, "server datagram %u after the Initial: deferred cut (quic.late-cut)",
+                      in->quic_late_cut);
+            fa->quic_hdr = true;
+            return true;
+        }
+        return false;
+    }
     if (in->dns && sport == 53) {
         struct sd_dns_query q;
         if (sd_dns_parse_query(p, p + n, &q) > 0) {

@@ -365,47 +365,10 @@ int sd_metrics_split_addr(const char *text, char *host, size_t hostlen, uint16_t
     return 0;
 }
 
-/* Reads a request head (through the blank line) within the deadline. Returns its length or -1. */
-static ssize_t read_request(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    uint64_t deadline = sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS;
-    while (n + 1 < cap) {
-        uint64_t now = sd_mono_ns();
-        if (now >= deadline)
-            return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)((deadline - now) / SD_NS_PER_MS) + 1) <= 0)
-            return -1;
-        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        buf[n] = '\0';
-        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-            return (ssize_t)n;
-    }
-    return -1;
-}
-
-static void send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        if (poll(&pf, 1, REQ_WAIT_MS) <= 0)
-            return;
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 static void answer(struct sd_metrics_server *s, int fd)
 {
     char req[REQ_MAX], head[256];
-    if (read_request(fd, req, sizeof(req)) < 0)
+    if (sd_tconn_read_head(fd, req, sizeof(req), sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS) < 0)
         return;
     bool head_only = strncmp(req, "HEAD ", 5) == 0;
     const char *path = head_only ? req + 5 : strncmp(req, "GET ", 4) == 0 ? req + 4 : NULL;
@@ -431,9 +394,10 @@ static void answer(struct sd_metrics_server *s, int fd)
     }
     int hn = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n", status, type, len);
-    send_all(fd, head, (size_t)hn);
-    if (!head_only)
-        send_all(fd, body, len);
+    struct sd_tconn c = {.fd = fd};
+    uint64_t deadline = sd_mono_ns() + 10ULL * SD_NS_PER_S;
+    if (sd_tconn_write_all(&c, (const uint8_t *)head, (size_t)hn, deadline) == 0 && !head_only)
+        sd_tconn_write_all(&c, (const uint8_t *)body, len, deadline);
 }
 
 static void *serve_main(void *arg)

@@ -117,6 +117,8 @@ static void defaults(struct sd_policy *p)
     in->quic_min_len = 1200;
     in->quic_port443 = true;
     in->quic_fail_block = false;
+    in->quic_late_cut = 0;
+    in->quic_late_phase = 600;
     p->timeouts.action_s = 600;
     p->timeouts.tcp_s = 600;
     p->timeouts.syn_s = 60;
@@ -165,6 +167,24 @@ static int get_set(struct ctx *c, const struct word *w, bool ip, bool create)
     if (ip && w->n == 6 && memcmp(w->p, "inside", 6) == 0)
         p->inside_set = (int)*n;
     return (int)(*n)++;
+}
+
+/* The index of host mark |w|, made on first use (marks need no declaration:
+ * the rule that sets one and the rule that tests it name it alike). */
+static int get_mark(struct ctx *c, const struct word *w)
+{
+    struct sd_policy *p = c->b->pol;
+    int i = find_set(p->marks, p->n_marks, w);
+    if (i >= 0)
+        return i;
+    if (!valid_ident(w))
+        return fail(c, w->col, "invalid mark name '%.*s' (letters, digits, '-', '_', '.'; at most %d)", (int)w->n,
+                    w->p, SD_POLICY_NAME_MAX - 1);
+    if (p->n_marks >= SD_POLICY_MAX_MARKS)
+        return fail(c, w->col, "too many host marks (at most %d)", SD_POLICY_MAX_MARKS);
+    memcpy(p->marks[p->n_marks], w->p, w->n);
+    p->marks[p->n_marks][w->n] = 0;
+    return (int)p->n_marks++;
 }
 
 static int add_pattern(struct ctx *c, const char *s, size_t n, unsigned tag, unsigned col)
@@ -419,6 +439,7 @@ static int parse_with_unit(struct ctx *c, const struct word *w, const struct uni
 
 static const struct unit rate_units[] = {
     {"bit", 1}, {"kbit", 1e3}, {"mbit", 1e6}, {"gbit", 1e9}, {"bps", 8}, {"kbps", 8e3}, {"mbps", 8e6}, {NULL, 0}};
+static const struct unit chance_units[] = {{"", 1e4}, {"%", 1e2}, {NULL, 0}};
 static const struct unit byte_units[] = {{"", 1}, {"B", 1}, {"kB", 1e3}, {"KiB", 1024}, {"MB", 1e6}, {"MiB", 1048576},
                                          {NULL, 0}};
 
@@ -567,6 +588,10 @@ static int stmt_set(struct ctx *c)
         return parse_bool(c, v, &in->quic_port443);
     if (weq(k, "quic.fail-block"))
         return parse_bool(c, v, &in->quic_fail_block);
+    if (weq(k, "quic.late-cut"))
+        return set_u8(c, v, 255, &in->quic_late_cut);
+    if (weq(k, "quic.late-phase"))
+        return set_u16(c, v, 65535, &in->quic_late_phase);
     if (weq(k, "timeout.action"))
         return set_u32(c, v, 86400 * 7, &to->action_s);
     if (weq(k, "timeout.tcp"))
@@ -604,6 +629,17 @@ static int parse_cond(struct ctx *c, int *i, struct sd_cond *cond)
         {"ech", SD_C_ECH, 0},         {"nosni", SD_C_NOSNI, 0},       {"quic", SD_C_QUIC, 0},
         {"quic-fail", SD_C_QUIC_FAIL, 0}, {"opened-inside", SD_C_OPENED_INSIDE, 0},
     };
+    if (weq(w, "marked")) {
+        cond->kind = SD_C_MARKED;
+        if (*i >= c->n)
+            return fail(c, w->col, "expected a mark name after 'marked'");
+        const struct word *mw = &c->w[(*i)++];
+        int m = get_mark(c, mw);
+        if (m < 0)
+            return m;
+        cond->set = (uint8_t)m;
+        return 0;
+    }
     if (weq(w, "port")) {
         cond->kind = SD_C_PORT;
         if (*i >= c->n)
@@ -705,13 +741,29 @@ static int parse_action_param(struct ctx *c, const struct word *w, struct sd_act
     }
     if (weq(&k, "rst"))
         return parse_bool(c, &v, &a->rst);
+    if (weq(&k, "seconds"))
+        return set_u32(c, &v, 86400 * 7, &a->seconds);
+    if (weq(&k, "chance")) {
+        if ((rc = parse_with_unit(c, &v, chance_units, 1e4, "chance", &d)))
+            return rc;
+        a->chance = (uint16_t)(d + 0.5);
+        return 0;
+    }
+    if (weq(&k, "tag")) {
+        int m = get_mark(c, &v);
+        if (m < 0)
+            return m;
+        a->mark = (uint8_t)m;
+        a->has_mark = true;
+        return 0;
+    }
     if (weq(&k, "data-only"))
         return parse_bool(c, &v, &a->data_only);
     return fail(c, k.col, "unknown action parameter '%.*s'", (int)k.n, k.p);
 }
 
 static const char *const action_names[] = {"pass", "throttle", "loss", "rst", "drop-after", "drop", "freeze", "ipblock",
-                                           NULL};
+                                           "mark", NULL};
 
 const char *sd_action_kind_name(unsigned kind)
 {
@@ -722,6 +774,7 @@ const char *sd_action_name(const struct sd_action *a)
 {
     switch (a->kind) {
     case SD_A_PASS:
+    case SD_A_MARK:
         return "pass";
     case SD_A_THROTTLE:
     case SD_A_LOSS:
@@ -740,6 +793,7 @@ static void action_defaults(struct sd_action *a)
     a->count = SD_COUNT_L3;
     a->rate_bps = 128000;
     a->burst = 16000;
+    a->chance = 10000;
     a->n = 0;
 }
 
@@ -755,6 +809,12 @@ static int check_action(struct ctx *c, const struct word *aw, struct sd_action *
             a->n = 16384;
         if (a->dirs == SD_DIR_BOTH)
             a->dirs = SD_DIR_S2C;
+        break;
+    case SD_A_MARK:
+        if (!a->has_mark)
+            return fail(c, aw->col, "mark needs tag=NAME (the name 'marked NAME' tests)");
+        if (a->seconds == 0)
+            a->seconds = 600;
         break;
     case SD_A_THROTTLE:
     case SD_A_LOSS:

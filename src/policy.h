@@ -25,6 +25,7 @@ enum {
     SD_POLICY_MAX_RULES = 256,
     SD_POLICY_MAX_CONDS = 8,
     SD_POLICY_NAME_MAX = 32,
+    SD_POLICY_MAX_MARKS = 16, /* host marks (spec 4.8) */
 };
 
 /* How a TLS ClientHello is found in TCP payload (spec B3, B7). */
@@ -71,6 +72,9 @@ struct sd_inspect {
     uint32_t quic_versions[4];  /* header rule: versions that match (0-terminated; empty = any known) */
     bool quic_port443;          /* QUIC looked at on UDP port 443 only */
     bool quic_fail_block;       /* Initials that fail to decrypt or carry no SNI trigger 'quic_fail' */
+    uint8_t quic_late_cut;      /* quic22-initial: a flow past the header rule by a small fake first
+                                 * datagram is cut at this many server datagrams after its Initial (0 off) */
+    uint16_t quic_late_phase;   /* ... a fake first datagram longer than this avoids the cut (600) */
 };
 
 struct sd_timeouts {
@@ -99,6 +103,7 @@ enum sd_cond_kind {
     SD_C_QUIC,       /* first datagram passes the QUIC header rule */
     SD_C_QUIC_FAIL,  /* QUIC Initial that failed decryption or had no SNI */
     SD_C_OPENED_INSIDE,
+    SD_C_MARKED,     /* the client carries host mark |set| (spec 4.8) */
 };
 
 struct sd_cond {
@@ -118,6 +123,8 @@ enum sd_action_kind {
     SD_A_DROP,       /* SNI-IV: drop from the trigger on */
     SD_A_FREEZE,     /* cdn25: after n bytes server->client, drop server packets */
     SD_A_IPBLOCK,    /* 4.1 IP: inside SYN dropped; outside-opened: inside packets -> RST/ACK */
+    SD_A_MARK,       /* 4.8: the flow passes; its client carries mark |mark| for |seconds| after each
+                        client packet */
 };
 
 struct sd_action {
@@ -130,6 +137,11 @@ struct sd_action {
     uint32_t rate_bps;    /* throttle, loss: bits per second */
     uint32_t burst;       /* throttle, loss: bucket depth in bytes */
     uint32_t n;           /* drop_after: packets; freeze: bytes */
+    uint32_t seconds;     /* mark: how long the mark lasts after the client's last packet */
+    uint8_t mark;         /* mark: its index in sd_policy.marks */
+    bool has_mark;        /* mark: tag= was given */
+    uint16_t chance;      /* of the flows the rule holds for, this many in 10000 get the action; the
+                             others pass (cdn25: "not every connection is limited"); 10000 = all */
 };
 
 struct sd_rule {
@@ -153,6 +165,8 @@ struct sd_policy {
     unsigned n_name_sets, n_ip_sets;
     char name_sets[SD_POLICY_MAX_SETS][SD_POLICY_NAME_MAX];
     char ip_sets[SD_POLICY_MAX_SETS][SD_POLICY_NAME_MAX];
+    unsigned n_marks;          /* host marks, named by the rules that set or test them */
+    char marks[SD_POLICY_MAX_MARKS][SD_POLICY_NAME_MAX];
     unsigned n_rules;
     struct sd_rule rules[SD_POLICY_MAX_RULES];
 };
@@ -191,7 +205,7 @@ struct sd_policy *sd_policy_builder_finish(struct sd_policy_builder *b, struct s
 void sd_policy_free(struct sd_policy *p);
 
 /* Names for output. */
-const char *sd_action_name(const struct sd_action *a); /* "pass", "throttle", "block", "freeze" */
+const char *sd_action_name(const struct sd_action *a); /* "pass", "throttle", "block", "freeze" (mark: "pass") */
 const char *sd_action_kind_name(unsigned kind);         /* "throttle", "loss", "rst", ... */
 
 #endif

@@ -110,6 +110,23 @@ int sd_tconn_wait(int fd, short events, uint64_t deadline)
     }
 }
 
+ssize_t sd_tconn_read_head(int fd, char *buf, size_t cap, uint64_t deadline)
+{
+    size_t n = 0;
+    while (n + 1 < cap && sd_tconn_wait(fd, POLLIN, deadline)) {
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
+            return (ssize_t)n;
+    }
+    return -1;
+}
+
 int sd_tconn_handshake(struct sd_tconn *c, uint64_t deadline)
 {
     for (;;) {

@@ -47,6 +47,12 @@ int sd_tconn_write_all(struct sd_tconn *c, const uint8_t *buf, size_t n, uint64_
  * poll failed: the next I/O call reports it), 0 timed out. */
 int sd_tconn_wait(int fd, short events, uint64_t deadline);
 
+/* Reads an HTTP request head from the non-blocking socket |fd|, through its
+ * blank line, into |buf| (NUL-terminated) before |deadline|. Its length, or
+ * -1: closed, timed out, or longer than |cap| - 1. (The small HTTP servers:
+ * metrics, policy files.) */
+ssize_t sd_tconn_read_head(int fd, char *buf, size_t cap, uint64_t deadline);
+
 /* Fills |ss| (and |len|) from a numeric IPv4 or IPv6 address and a port.
  * 0, or SD_EINVAL when |text| is neither. */
 int sd_tconn_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);

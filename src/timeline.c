@@ -24,6 +24,7 @@ const struct sd_timeline_entry sd_timeline[] = {
     {"yt24-policer", "2024-07-31T21:00Z", "2024-09-30T00:00Z"},
     {"yt24-block", "2024-08-08T00:00Z", NULL},
     {"ech24", "2024-11-05T00:00Z", NULL},
+    {"host25-udp", "2025-05-28T00:00Z", NULL},
     {"cdn25-16k", "2025-06-09T00:00Z", NULL},
 };
 const size_t sd_timeline_len = SD_COUNTOF(sd_timeline);

@@ -851,6 +851,62 @@ static void s43_quic22_header_rule(void **state)
     assert_action(50003, "pass");
 }
 
+/* A flow that opens with |fake| (|fake_len| bytes), then the real Initial,
+ * then |replies| server datagrams each answered by a client datagram. */
+static void late_flow(struct sd_gen_pcap *w, uint16_t cport, uint64_t t, size_t fake_len, int replies)
+{
+    uint8_t pk[2][1500], fake[1400];
+    size_t len[2];
+    memset(fake, 0x5a, sizeof(fake));
+    fake[0] = 0x40; /* short-header-like, not a long header */
+    quic_dgram(w, cport, t, fake, fake_len, false);
+    quic_flight(pk, len, SD_QUIC_V1, "www.example.com", 1, 1200);
+    quic_dgram(w, cport, t + MS, pk[0], len[0], false);
+    for (int i = 0; i < replies; i++) {
+        quic_dgram(w, cport, t + (uint64_t)(10 + 2 * i) * MS, pk[0], 1200, true);
+        quic_dgram(w, cport, t + (uint64_t)(11 + 2 * i) * MS, pk[0], 60, false);
+    }
+}
+
+/* 4.3 [R] NTC-1823 #40, #41, #51-#55, #66: quic22-initial drops a matching
+ * Initial at once; a flow past the rule by a small fake first datagram is cut
+ * later (quic.late-cut 15 server datagrams after its Initial); a fake longer
+ * than 600 bytes avoids the cut, one of exactly 600 does not. */
+static void s43_quic22_initial_late_cut(void **state)
+{
+    (void)state;
+    struct sd_gen_pcap *w = open_cap("s43l");
+    uint8_t pk[2][1500];
+    size_t len[2];
+    quic_flight(pk, len, SD_QUIC_V1, "www.example.com", 1, 1200);
+    quic_dgram(w, 50200, T0, pk[0], len[0], false); /* no fake: dropped at once */
+    late_flow(w, 50201, T0 + SEC, 64, 20);
+    late_flow(w, 50202, T0 + 2 * SEC, 600, 20);
+    late_flow(w, 50203, T0 + 3 * SEC, 620, 20);
+    late_flow(w, 50204, T0 + 4 * SEC, 64, 14); /* ended before the cut */
+    sd_gen_pcap_close(w);
+    run("s43l", "quic22-initial", NULL);
+    assert_action(50200, "block");
+    assert_int_equal(flow(50200)->r.dropped[0], 1);
+    for (uint16_t port = 50201; port <= 50202; port++) {
+        assert_action(port, "block");
+        /* fake + Initial + 14 client datagrams pass; the 15th server datagram
+         * cuts: the client's last 6 are dropped, the server's are not. */
+        assert_int_equal(flow(port)->r.dropped[0], 6);
+        assert_int_equal(flow(port)->r.dropped[1], 0);
+        assert_int_equal(flow(port)->r.packets[0], 22);
+    }
+    assert_action(50203, "pass");
+    assert_action(50204, "pass");
+    assert_int_equal(flow(50204)->r.dropped[0], 0);
+    /* quic.late-cut 0 restores the plain rule: the small fake evades. */
+    w = open_cap("s43l0");
+    late_flow(w, 50205, T0, 64, 20);
+    sd_gen_pcap_close(w);
+    run("s43l0", "quic22-initial", "set quic.late-cut 0");
+    assert_action(50205, "pass");
+}
+
 /* 4.3 [R] NTC-1823 #69, #70, #74: quic23-sni decrypts the Initial, gathers
  * CRYPTO frames across packets (even out of order), blocks a listed SNI. */
 static void s43_quic23_sni(void **state)
@@ -937,6 +993,91 @@ static void s41_ip_block_and_freeze_rst(void **state)
                              "cdn25-white then freeze bytes=16384 rst=on\n");
     assert_action(41502, "freeze");
     assert_int_equal(T->replaced, 1);
+
+    /* 4.7 [R] HC#44, N4P-662: "not every connection is limited": chance=
+     * freezes a share of the connections the rule holds for, drawn per
+     * connection; the others pass whole. */
+    w = open_cap("s41c");
+    for (uint16_t i = 0; i < 200; i++)
+        tls_flow(w, (uint16_t)(41600 + i), T0 + i * 100 * MS, "example.org", 30000);
+    sd_gen_pcap_close(w);
+    run("s41c", "cdn25-16k", "ips cdn25 203.0.113.0/24\nrule cdn25-16k when server in cdn25 and not sni in "
+                             "cdn25-white then freeze bytes=16384 chance=50%\n");
+    int frozen = 0, passed = 0;
+    for (uint16_t i = 0; i < 200; i++) {
+        const struct sd_trun_flow *f = flow((uint16_t)(41600 + i));
+        if (!strcmp(f->action, "freeze")) {
+            frozen++;
+            assert_true(f->r.dropped[1] > 0);
+        } else {
+            passed++;
+            assert_string_equal(f->action, "pass");
+            assert_int_equal(f->r.dropped[1], 0);
+        }
+    }
+    if (frozen < 70 || frozen > 130)
+        fail_msg("chance=50%%: %d of 200 connections frozen", frozen);
+    assert_int_equal(frozen + passed, 200);
+}
+
+/* A TLS connection from |client| to |server|:443 with a short download. */
+static void tls_between(struct sd_gen_pcap *w, const char *client, uint16_t cport, const char *server, uint64_t t)
+{
+    struct sd_gen_tcp c;
+    uint8_t buf[4096];
+    sd_gen_tcp_init(&c, w, client, cport, server, 443, t);
+    sd_gen_tcp_handshake(&c, false);
+    sd_gen_tcp_send(&c, SD_GEN_C2S, buf, hello(buf, sizeof(buf), "www.example.com"), MS);
+    sd_gen_tcp_bulk(&c, SD_GEN_S2C, 20000, 2300000);
+}
+
+static void udp_between(struct sd_gen_pcap *w, const char *src, uint16_t sport, const char *dst, uint16_t dport,
+                        uint64_t t)
+{
+    static const uint8_t junk[40] = {0x01};
+    struct sd_gen_pkt u = {.linktype = 1, .proto = 17, .sport = sport, .dport = dport};
+    u.src = sd_gen_addr(src);
+    u.dst = sd_gen_addr(dst);
+    sd_gen_udp(w, &u, t, junk, sizeof(junk));
+}
+
+/* 4.8 [R] ntc 16713 via N4P-417: any UDP packet to some hosting ranges
+ * (Scaleway) blocks HTTPS from that client to OVH for 10 minutes, and the
+ * next UDP send starts the 10 minutes again. State per client. */
+static void s48_host_block(void **state)
+{
+    (void)state;
+#define OVH "51.38.1.1"
+#define SCW "51.15.1.1"
+    struct sd_gen_pcap *w = open_cap("s48");
+    tls_between(w, CLIENT, 48000, OVH, T0);                   /* before any UDP: passes */
+    udp_between(w, CLIENT, 48100, SCW, 3478, T0 + SEC);       /* one UDP datagram: marks the client */
+    tls_between(w, CLIENT, 48001, OVH, T0 + 2 * SEC);         /* blocked from the SYN */
+    tls_between(w, "10.0.0.3", 48002, OVH, T0 + 2 * SEC);     /* another client: passes */
+    tls_between(w, CLIENT, 48003, SERVER, T0 + 2 * SEC);      /* not OVH: passes */
+    tls_between(w, CLIENT, 48004, OVH, T0 + 600 * SEC);       /* 599 s after the UDP: blocked */
+    tls_between(w, CLIENT, 48005, OVH, T0 + 602 * SEC);       /* 601 s after: passes */
+    udp_between(w, SCW, 3478, "10.0.0.4", 48101, T0 + 700 * SEC); /* opened from outside: no mark */
+    tls_between(w, "10.0.0.4", 48006, OVH, T0 + 701 * SEC);
+    udp_between(w, CLIENT, 48102, SCW, 3478, T0 + 800 * SEC); /* armed again ... */
+    udp_between(w, CLIENT, 48102, SCW, 3478, T0 + 1300 * SEC); /* ... and re-armed by the next send */
+    tls_between(w, CLIENT, 48007, OVH, T0 + 1500 * SEC);      /* 700 s after the first, 200 after the last */
+    sd_gen_pcap_close(w);
+    run("s48", "host25-udp", NULL);
+    assert_action(48000, "pass");
+    assert_action(48100, "pass");
+    assert_string_equal(flow(48100)->r.rule, "host25-udp");
+    assert_action(48001, "block");
+    assert_int_equal(flow(48001)->r.trigger, SD_T_IP);
+    assert_int_equal(flow(48001)->r.dropped[0], flow(48001)->r.packets[0]); /* the SYN on: a timeout */
+    assert_action(48002, "pass");
+    assert_action(48003, "pass");
+    assert_action(48004, "block");
+    assert_action(48005, "pass");
+    assert_action(48006, "pass");
+    assert_action(48007, "block");
+#undef OVH
+#undef SCW
 }
 
 int main(void)
@@ -964,9 +1105,11 @@ int main(void)
         cmocka_unit_test(b14_sni_variants),
         cmocka_unit_test(s44_fragments),
         cmocka_unit_test(s43_quic22_header_rule),
+        cmocka_unit_test(s43_quic22_initial_late_cut),
         cmocka_unit_test(s43_quic23_sni),
         cmocka_unit_test(s45_hello_reassembly),
         cmocka_unit_test(s41_ip_block_and_freeze_rst),
+        cmocka_unit_test(s48_host_block),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(T);

@@ -4,8 +4,9 @@
  * 304, 404, refused, too large), and the source life cycle: fetch, take,
  * commit; unchanged text costs a 304 and offers nothing; a changed text is
  * offered, a refused one is not offered again; the poller thread wakes the
- * main side; a centre that is gone leaves the text in force and says so;
- * the cache brings the last good text back at start.
+ * main side; a centre that is gone leaves the text in force and says so,
+ * and one that comes back is up again with what changed meanwhile; the
+ * cache brings the last good text back at start.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,21 +64,27 @@ static void put(const struct fixture *f, const char *text)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* Serves f->dir on |port| of the loopback (0: any). */
+static void server_start(struct fixture *f, uint16_t port)
+{
+    char err[128];
+    f->s = sd_filesrv_open("127.0.0.1", port, f->dir, err, sizeof(err));
+    assert_non_null(f->s);
+    f->stop = eventfd(0, 0);
+    pthread_create(&f->tid, NULL, serve, f);
+    f->running = true;
+}
+
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    char err[128];
     snprintf(f->dir, sizeof(f->dir), "/tmp/sd-test-central-%d", (int)getpid());
     snprintf(f->cache, sizeof(f->cache), "%s/cache", f->dir);
     mkdir(f->dir, 0700);
     mkdir(f->cache, 0700);
-    f->s = sd_filesrv_open("127.0.0.1", 0, f->dir, err, sizeof(err));
-    assert_non_null(f->s);
+    server_start(f, 0);
     snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/fleet.pol", sd_filesrv_port(f->s));
     snprintf(f->missing, sizeof(f->missing), "http://127.0.0.1:%u/missing.pol", sd_filesrv_port(f->s));
-    f->stop = eventfd(0, 0);
-    pthread_create(&f->tid, NULL, serve, f);
-    f->running = true;
     put(f, "names t alpha.test\n");
     *state = f;
     return 0;
@@ -228,6 +235,7 @@ static void test_life_cycle(void **state)
     sd_central_commit(c);
 
     /* The centre goes away: the text in force stays, the status says so. */
+    uint16_t port = sd_filesrv_port(f->s);
     server_stop(f);
     assert_int_equal(sd_central_fetch_now(c, err, sizeof(err)), 0);
     assert_false(sd_central_take(c));
@@ -238,6 +246,21 @@ static void test_life_cycle(void **state)
     assert_true(st.fetch_errors >= 1);
     assert_true(strlen(st.error) > 0);
     assert_true(st.last_success > 1e9);
+    double gone_since = st.last_success;
+    uint64_t errors = st.fetch_errors;
+
+    /* ... and comes back with what was changed meanwhile: offered at once, up again, error cleared. */
+    put(f, "names t delta.test\n");
+    server_start(f, port);
+    assert_int_equal(sd_central_fetch_now(c, err, sizeof(err)), 0);
+    assert_true(sd_central_take(c));
+    text_is(c, f->url, "names t delta.test\n");
+    sd_central_commit(c);
+    sd_central_status(c, &st, 1);
+    assert_true(st.have && st.up);
+    assert_int_equal(st.fetch_errors, errors);
+    assert_string_equal(st.error, "");
+    assert_true(st.last_success >= gone_since);
     sd_central_free(c);
     sd_central_free(NULL);
 }

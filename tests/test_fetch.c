@@ -244,6 +244,38 @@ static void test_upload(void **state)
     assert_int_equal(rep.bytes_in, 2 * MB);
 }
 
+/* The ready hook runs after the TLS handshake, before the request; an error there ends the fetch. */
+static int ready_calls;
+static int ready_refuse(void *arg, int fd, char *detail, size_t len)
+{
+    (void)arg;
+    (void)fd;
+    ready_calls++;
+    snprintf(detail, len, "held back");
+    return SD_EIO;
+}
+
+static void test_ready_hook(void **state)
+{
+    static const struct sd_fetch_hooks h = {.ready = ready_refuse};
+    struct sd_fetch_opts o = opts(0, true);
+    struct sd_fetch_result r;
+    (void)state;
+
+    o.sni = "ready.example";
+    o.bytes = MB;
+    o.hooks = &h;
+    ready_calls = 0;
+    assert_int_equal(sd_fetch_run(&o, &r), 0);
+    assert_int_equal(ready_calls, 1);
+    assert_int_equal(r.end, SD_FETCH_ERROR);
+    assert_int_equal(r.stage, SD_FETCH_HANDSHAKE);
+    assert_true(r.handshake_ns > 0);
+    assert_string_equal(r.tls_version, "TLSv1.3");
+    assert_string_equal(r.detail, "held back");
+    assert_int_equal(r.bytes, 0);
+}
+
 static void test_opaque_first_payload(void **state)
 {
     struct sd_fetch_opts o = opts(0, false);
@@ -442,6 +474,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_download),  cmocka_unit_test(test_tls12_without_sni),
         cmocka_unit_test(test_plain_by_time), cmocka_unit_test(test_upload),
+        cmocka_unit_test(test_ready_hook),
         cmocka_unit_test(test_opaque_first_payload), cmocka_unit_test(test_hello_first),
         cmocka_unit_test(test_echo),          cmocka_unit_test(test_caps),
         cmocka_unit_test(test_idle_timeout),  cmocka_unit_test(test_refused),

@@ -355,10 +355,17 @@ static uint64_t naive(const struct npat *p, size_t np, unsigned opts, const uint
     return m;
 }
 
-/* A few letters, both cases, dots and a high byte, so that matches are common. */
+static bool wide_alphabet; /* test_cross_check_wide: substrings of more than 64 distinct bytes */
+
+/* A few letters, both cases, dots and a high byte, so that matches are common;
+ * with wide_alphabet, half of the bytes are any but NUL and '*'. */
 static uint8_t rnd_byte(uint64_t *x)
 {
     static const uint8_t alpha[] = {'a', 'b', 'c', '.', '.', 'A', 'B', 0xe9, '-'};
+    if (wide_alphabet && rnd(x) % 2) {
+        uint8_t b = (uint8_t)(1 + rnd(x) % 255);
+        return b == '*' ? '+' : b;
+    }
     return alpha[rnd(x) % sizeof(alpha)];
 }
 
@@ -409,6 +416,19 @@ static void test_cross_check(void **state)
     for (unsigned opts = 0; opts < 4; opts++)
         for (int round = 0; round < 40; round++)
             cross_check_round(&x, opts, 1 + rnd(&x) % (round < 20 ? 8 : 300), 500);
+}
+
+/* The automaton's other layout: more than 64 byte classes, children found by
+ * scanning their labels instead of by rank in a bit set. */
+static void test_cross_check_wide(void **state)
+{
+    (void)state;
+    uint64_t x = 0x77aa5eed12345678ULL;
+    wide_alphabet = true;
+    for (unsigned opts = 0; opts < 4; opts++)
+        for (int round = 0; round < 10; round++)
+            cross_check_round(&x, opts, 300 + rnd(&x) % 300, 500);
+    wide_alphabet = false;
 }
 
 /* ---- the registry list ---- */
@@ -489,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_many_suffixes),
         cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_cross_check),
+        cmocka_unit_test(test_cross_check_wide),
         cmocka_unit_test(test_refilter_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

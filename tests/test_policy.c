@@ -117,6 +117,11 @@ static void reports_errors_where_they_are(void **state)
     expect_error("names s file /nonexistent/list.txt\n", 1, 14, "cannot read");
     expect_error("rule r when port 70000 then pass\n", 1, 18, "too large");
     expect_error("rule r when sni then pass\n", 1, 13, "expected 'sni in SET'");
+    expect_error("rule r when udp then mark seconds=60\n", 1, 22, "mark needs tag=NAME");
+    expect_error("rule r when udp then mark tag=a/b\n", 1, 31, "invalid mark name");
+    expect_error("rule r when marked\n", 1, 13, "expected a mark name");
+    expect_error("rule r when tcp then drop chance=1.5\n", 1, 34, "chance too large");
+    expect_error("rule r when tcp then drop chance=half\n", 1, 34, "invalid chance");
 }
 
 static void later_sources_extend_and_override(void **state)
@@ -160,7 +165,7 @@ static void presets_are_complete(void **state)
     static const char *const required[] = {"observe", "tw21-initial", "tw21-tco-fixed", "tw21-exact",
                                            "tw21-mobile-only", "tw22-sni3", "tw22-block", "quic22-v1",
                                            "quic22-initial", "quic23-sni", "yt24-loss", "yt24-policer",
-                                           "yt24-block", "ech24", "cdn25-16k"};
+                                           "yt24-block", "ech24", "host25-udp", "cdn25-16k"};
     for (size_t i = 0; i < SD_COUNTOF(required); i++) {
         struct sd_policy_error err;
         struct sd_policy_builder *b = sd_policy_builder_new();
