@@ -2,7 +2,8 @@
  * cmd_run.c - `slowdown run`: the censor inline on live traffic.
  *
  *   options -> policy (preset/file/inside) -> [--print-rules: print, exit]
- *   -> remove stale rules of this queue -> start workers (queues bound)
+ *   -> remove stale rules of this queue -> drop capabilities (privs.h)
+ *   -> start workers (queues bound)
  *   -> install rules -> ready -> signals: HUP reload, USR1 stats, INT/TERM stop
  *   -> remove rules (traffic flows unqueued) -> stop workers -> final stats
  *
@@ -21,8 +22,8 @@
  * (contrib/slowdown.service).
  */
 #define _GNU_SOURCE
+#include <cap-ng.h>
 #include <getopt.h>
-#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +43,7 @@
 #include "inline.h"
 #include "metrics.h"
 #include "policy.h"
+#include "privs.h"
 
 enum {
     DEFAULT_QUEUE_PACKETS = 64,
@@ -541,6 +542,48 @@ static void announce(const struct run *r)
     }
 }
 
+/*
+ * Gives up every capability the censor does not need any more, before the
+ * first thread starts (capabilities are per thread: threads started later
+ * inherit the reduced sets; see privs.h). Kept: CAP_NET_ADMIN (verdicts and
+ * conntrack marks go through netlink sockets opened with it; iptables at
+ * exit), CAP_NET_RAW (the workers' raw sockets are opened right after this,
+ * and iptables-legacy needs it to remove the rules at exit), and
+ * CAP_NET_BIND_SERVICE only while --metrics asks for a port below 1024.
+ * Everything else goes from every set, the bounding set included, and
+ * no_new_privs is set. A SIGHUP reload reads the policy files again with what
+ * is left: a root uid without CAP_DAC_OVERRIDE, so files it owns, or files
+ * readable by root as owner, group or other. The first policy is loaded and
+ * stale rules removed before the drop: a bad policy must leave the firewall
+ * untouched, and on a host where nothing used iptables yet, iptables-legacy
+ * runs modprobe for ip_tables, which needs CAP_SYS_MODULE (the netfilter
+ * modules of the rules themselves are loaded by the kernel on demand).
+ */
+static int drop_privileges(const struct opts *o)
+{
+    int keep[3], n = 0;
+    char err[256], names[128];
+    struct sd_privs_result res;
+
+    keep[n++] = CAP_NET_ADMIN;
+    if (!o->in.no_engine || !o->no_rules)
+        keep[n++] = CAP_NET_RAW;
+    if (o->metrics) {
+        char host[128];
+        uint16_t port = 0;
+        if (sd_metrics_split_addr(o->metrics, host, sizeof(host), &port) == 0 && port < 1024)
+            keep[n++] = CAP_NET_BIND_SERVICE;
+    }
+    if (sd_privs_drop(keep, (size_t)n, o->no_rules ? 0 : SD_PRIVS_EXEC, &res, err, sizeof(err)) < 0) {
+        fprintf(stderr, "slowdown run: %s\n", err);
+        return -1;
+    }
+    sd_privs_describe(&res, names, sizeof(names));
+    fprintf(stderr, "slowdown run: capabilities dropped; kept %s%s, no_new_privs set\n", names,
+            res.bounding ? " (bounding set too)" : " (bounding set unchanged: no CAP_SETPCAP)");
+    return 0;
+}
+
 static int run(struct opts *o, struct sd_fw_plan *plan)
 {
     char err[512];
@@ -562,6 +605,8 @@ static int run(struct opts *o, struct sd_fw_plan *plan)
         goto out;
     sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0 || (!o->no_rules && remove_stale(o, false) < 0))
+        goto out;
+    if (drop_privileges(o) < 0)
         goto out;
     if (r->events) {
         o->in.on_event = sd_eventlog_write;
@@ -615,11 +660,9 @@ out:
 /* True when this process may use NFQUEUE and ctnetlink (CAP_NET_ADMIN is effective). */
 static bool has_net_admin(void)
 {
-    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct d[2];
-    if (syscall(SYS_capget, &h, d) != 0)
+    if (capng_get_caps_process() != 0)
         return geteuid() == 0;
-    return d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+    return capng_have_capability(CAPNG_EFFECTIVE, CAP_NET_ADMIN);
 }
 
 /* --install-rules / --remove-rules: the firewall part alone. */

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "cmdopt.h"
 #include "filesrv.h"
+#include "privs.h"
 #include "serve.h"
 
 static void usage(FILE *f)
@@ -164,6 +165,22 @@ static int write_ready(const char *path, const struct sd_serve *s)
     return fclose(f);
 }
 
+/*
+ * Once the listeners are bound the server needs no privilege at all (it
+ * connects nowhere and runs nothing): every capability goes, from every set,
+ * and no_new_privs is set, before the connection threads start.
+ */
+static int drop_privileges(void)
+{
+    char err[256];
+    struct sd_privs_result res;
+    if (sd_privs_drop(NULL, 0, 0, &res, err, sizeof(err)) < 0) {
+        fprintf(stderr, "slowdown serve: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* --files: the policy server. */
 static int files_main(const struct opts *o, int sfd)
 {
@@ -172,6 +189,10 @@ static int files_main(const struct opts *o, int sfd)
                                            sizeof(err));
     if (!s) {
         fprintf(stderr, "slowdown serve: %s\n", err);
+        return SD_EXIT_ERR;
+    }
+    if (drop_privileges() < 0) {
+        sd_filesrv_free(s);
         return SD_EXIT_ERR;
     }
     fprintf(stderr, "slowdown serve: files of %s on %s port %u\n", o->files, o->cfg.listen ? o->cfg.listen : "::",
@@ -222,6 +243,11 @@ int sd_serve_main(int argc, char **argv)
     struct sd_serve *s = sd_serve_open(&o.cfg, err, sizeof(err));
     if (!s) {
         fprintf(stderr, "slowdown serve: %s\n", err);
+        close(sfd);
+        return SD_EXIT_ERR;
+    }
+    if (drop_privileges() < 0) {
+        sd_serve_free(s);
         close(sfd);
         return SD_EXIT_ERR;
     }

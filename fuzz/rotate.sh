@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# rotate.sh - runs the fuzz targets one at a time, nice 19, each for SLICE
+# seconds, round after round, until UNTIL (a time `date -d` reads), on a
+# machine shared with other work. Each target grows its own corpus in
+# OUT/corpus/X (the committed seeds are read, never written); findings go to
+# OUT/artifacts/X-crash-*; every run appends a line to OUT/summary.txt with its
+# wall and CPU seconds (GNU time) and libFuzzer's execution count.
+#
+#   make fuzz && cp build-fuzz/fuzz_* /var/tmp/fuzzbin/     # a copy: rebuilding must not touch running binaries
+#   SLICE=300 UNTIL=13:05 OUT=/var/tmp/fuzzrun BIN=/var/tmp/fuzzbin nohup fuzz/rotate.sh &
+#   awk '...' OUT/summary.txt                                 # sums: see "Time run without a finding" in README.md
+set -u
+src=$(cd "$(dirname "$0")/.." && pwd)
+out=${OUT:-/var/tmp/sd-fuzz}
+bin=${BIN:-$src/build-fuzz}
+slice=${SLICE:-300}
+end=$(date -d "${UNTIL:-now + 1 hour}" +%s)
+targets=${TARGETS:-"engine pcap policy pkt tls quic http dns names ipset serve_req hello_fields invert pcapfile proxy_req"}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+mkdir -p "$out/logs" "$out/artifacts"
+
+round=0
+while :; do
+    round=$((round + 1))
+    for t in $targets; do
+        left=$((end - $(date +%s)))
+        [ $left -lt 30 ] && exit 0
+        s=$slice
+        [ $left -lt $s ] && s=$left
+        mkdir -p "$out/corpus/$t" "$out/work/$t"
+        dict=()
+        [ -f "$src/fuzz/$t.dict" ] && dict=(-dict="$src/fuzz/$t.dict")
+        log=$out/logs/$t.r$round.log
+        # fuzz_policy reads files named in its input: an empty working directory.
+        (cd "$out/work/$t" && /usr/bin/time -f "TIME wall=%e user=%U sys=%S" nice -n 19 "$bin/fuzz_$t" \
+            -max_total_time="$s" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+            -artifact_prefix="$out/artifacts/$t-" "$out/corpus/$t" "$src/fuzz/corpus/$t") >"$log" 2>&1
+        rc=$?
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+        echo "$(date -u +%H:%M:%S) round=$round target=$t rc=$rc slice=$s execs=$execs $(grep '^TIME' "$log")" \
+            >>"$out/summary.txt"
+    done
+done
