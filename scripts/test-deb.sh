@@ -45,7 +45,7 @@ esac
 [ "$(id -u)" = 0 ] || skip "needs root (debootstrap, chroot)"
 
 need=(debhelper debootstrap dpkg-dev fakeroot cmake pkg-config libpcap-dev libnetfilter-queue-dev libmnl-dev
-      libssl-dev libcurl4-openssl-dev)
+      libssl-dev libcurl4-openssl-dev libcap-ng-dev)
 missing=()
 for p in "${need[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
