@@ -13,7 +13,10 @@
 set -u
 : "${SD_BIN:?}" "${SD_SOURCE_DIR:?}" "${SD_BUILD_DIR:?}"
 
-if [ -z "${SD_CLI_TMP:-}" ] && [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
+# (Not when the tree or the build is under /tmp itself: the new /tmp would hide them.)
+under_tmp() { case "$(readlink -f "$1")" in /tmp | /tmp/*) return 0 ;; esac; return 1; }
+if [ -z "${SD_CLI_TMP:-}" ] && [ "$(id -u)" = 0 ] && ! under_tmp "$0" && ! under_tmp "$SD_BIN" &&
+    ! under_tmp "$SD_BUILD_DIR" && ! under_tmp "$SD_SOURCE_DIR" && unshare -m true 2>/dev/null; then
   exec unshare -m bash -c 'if mount --make-rprivate / && mount -t tmpfs tmpfs /tmp; then
       export SD_CLI_TMP=private; else export SD_CLI_TMP=shared; fi; exec bash "$0"' "$0"
 fi
