@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "cmdopt.h"
 #include "detect.h"
+#include "json.h"
 #include "lab.h"
 #include "locate.h"
 #include "mono.h"
@@ -206,21 +207,6 @@ static int parse(int argc, char **argv, struct opts *o)
 
 /* ---- output ---- */
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void json_num(const char *key, double v, bool valid)
 {
     if (valid && isfinite(v))
@@ -256,7 +242,7 @@ static void print_json(const struct sd_detect_result *res, const struct sd_detec
     const char *kind = sd_detect_kind_name(d->kind), *scope = sd_detect_scope_name(d->scope);
 
     printf("{\"type\":\"measurement\",\"name\":");
-    json_str(res->name);
+    sd_json_str(stdout, res->name);
     printf(",\"direction\":\"%s\",\"kbps\":%.1f,\"control_kbps\":%.1f", d->dir == SD_FETCH_UP ? "up" : "down", d->kbps,
            d->control_kbps);
     json_num("ratio", d->ratio, d->ratio >= 0);
@@ -273,7 +259,7 @@ static void print_json(const struct sd_detect_result *res, const struct sd_detec
     else
         printf("null");
     printf(",\"control\":");
-    json_str(res->control);
+    sd_json_str(stdout, res->control);
     json_num("inverted_kbps", d->inverted_kbps, d->f[SD_DETECT_C].used);
     json_num("ratio_inverted", d->ratio_inverted, d->ratio_inverted >= 0);
     json_num("ks_d", d->ks.d_lt, d->ratio >= 0);
@@ -285,7 +271,7 @@ static void print_json(const struct sd_detect_result *res, const struct sd_detec
     if (d->f[SD_DETECT_C].used)
         json_flow("c", &d->f[SD_DETECT_C]);
     printf(",\"evidence\":");
-    json_str(d->evidence);
+    sd_json_str(stdout, d->evidence);
     printf("}\n");
 }
 
@@ -309,7 +295,7 @@ static void print_series(const struct sd_detect_result *res, const struct sd_det
     static const char *const keys[SD_DETECT_ROLES] = {"a", "b", "c"};
 
     printf("{\"type\":\"series\",\"name\":");
-    json_str(res->name);
+    sd_json_str(stdout, res->name);
     printf(",\"direction\":\"%s\",\"interval_s\":%.3f", d->dir == SD_FETCH_UP ? "up" : "down",
            SD_STATS_KS_WINDOW_MS / 1000.0);
     for (int k = 0; k < SD_DETECT_ROLES; k++) {
@@ -452,14 +438,14 @@ static int do_trigger(const struct opts *o, const struct sd_detect_result *res, 
     }
     if (o->json) {
         printf("{\"type\":\"trigger\",\"name\":");
-        json_str(res->name);
+        sd_json_str(stdout, res->name);
         printf(",\"hello_bytes\":%zu,\"baseline\":%s,\"inverted\":%s,\"probes\":%u,\"seconds\":%.1f,\"fields\":[",
                t.hello_len, t.baseline ? "true" : "false", t.inverted ? "true" : "false", t.probes, t.seconds);
         for (int f = 0, k = 0; f < t.n_fields; f++) {
             if (!t.field_matters[f])
                 continue;
             printf("%s", k++ ? "," : "");
-            json_str(t.fields[f].name);
+            sd_json_str(stdout, t.fields[f].name);
         }
         printf("],\"regions\":[");
         for (int i = 0; i < t.n_regions; i++) {
@@ -467,9 +453,9 @@ static int do_trigger(const struct opts *o, const struct sd_detect_result *res, 
             region_bytes(&t, &t.regions[i], bytes, sizeof(bytes));
             printf("%s{\"offset\":%u,\"length\":%u,\"resolved\":%s,\"fields\":", i ? "," : "", t.regions[i].off,
                    t.regions[i].len, t.regions[i].resolved ? "true" : "false");
-            json_str(fields);
+            sd_json_str(stdout, fields);
             printf(",\"bytes\":");
-            json_str(bytes);
+            sd_json_str(stdout, bytes);
             printf("}");
         }
         printf("]}\n");
@@ -509,7 +495,7 @@ static int do_hops(const struct opts *o, const struct sd_detect_result *res, con
     }
     if (o->json) {
         printf("{\"type\":\"hops\",\"name\":");
-        json_str(res->name);
+        sd_json_str(stdout, res->name);
         printf(",\"hop\":");
         if (h.hop)
             printf("%d", h.hop);
@@ -519,7 +505,7 @@ static int do_hops(const struct opts *o, const struct sd_detect_result *res, con
         for (int t = 1; t <= h.max_ttl; t++)
             printf("%s\"%s\"", t > 1 ? "," : "", !h.probed[t] ? "unknown" : h.triggered[t] ? "triggered" : "free");
         printf("],\"detail\":");
-        json_str(h.detail);
+        sd_json_str(stdout, h.detail);
         printf("}\n");
         return SD_EXIT_OK;
     }

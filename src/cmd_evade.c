@@ -21,6 +21,7 @@
 #include "cmdopt.h"
 #include "evade.h"
 #include "evade_proxy.h"
+#include "json.h"
 #include "lab.h"
 #include "mono.h"
 
@@ -192,22 +193,6 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Prints |s| as a JSON string. */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void report(const struct opts *o, const struct sd_evade_result *r)
 {
     static const char *const stages[] = {"connect", "handshake", "transfer"};
@@ -215,17 +200,17 @@ static void report(const struct opts *o, const struct sd_evade_result *r)
 
     if (o->json) {
         printf("{\"type\":\"evade\",\"strategy\":");
-        json_str(name);
+        sd_json_str(stdout, name);
         printf(",\"sni\":");
-        json_str(o->t.sni);
+        sd_json_str(stdout, o->t.sni);
         printf(",\"applied\":%s,\"end\":\"%s\",\"stage\":\"%s\",\"kbps\":%.1f,\"bytes\":%llu,\"forged\":%u,"
                "\"handshake_ms\":%.3f,\"duration_s\":%.3f,\"note\":",
                r->applied ? "true" : "false", sd_fetch_end_name(r->f.end), stages[r->f.stage % 3], r->kbps,
                (unsigned long long)r->f.bytes, r->forged, (double)r->f.handshake_ns / 1e6,
                (double)r->f.transfer_ns / 1e9);
-        json_str(r->note);
+        sd_json_str(stdout, r->note);
         printf(",\"detail\":");
-        json_str(r->f.detail);
+        sd_json_str(stdout, r->f.detail);
         printf("}\n");
         return;
     }

@@ -17,6 +17,7 @@
 #include "cmdopt.h"
 #include "delayline.h"
 #include "fetch.h"
+#include "json.h"
 #include "lab.h"
 #include "labmgmt.h"
 #include "mono.h"
@@ -323,26 +324,6 @@ static int fetch_parse(int argc, char **argv, struct fetch_opts *f)
     return 0;
 }
 
-/* Prints |s| as a JSON string (or null). */
-static void json_str(const char *s)
-{
-    if (!s) {
-        fputs("null", stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 static int fetch_main(int argc, char **argv)
 {
     static const char *const stages[] = {"connect", "handshake", "transfer"};
@@ -362,9 +343,9 @@ static int fetch_main(int argc, char **argv)
         return SD_EXIT_ERR;
     }
     printf("{\"type\":\"fetch\",\"addr\":");
-    json_str(f.o.addr);
+    sd_json_str(stdout, f.o.addr);
     printf(",\"port\":%u,\"sni\":", f.o.port);
-    json_str(f.o.sni);
+    sd_json_str(stdout, f.o.sni);
     printf(",\"direction\":\"%s\",\"kbps\":%.1f,\"bytes\":%llu,\"end\":\"%s\",\"stage\":\"%s\","
            "\"connect_ms\":%.3f,\"handshake_ms\":%.3f,\"ttfb_ms\":%.3f,\"duration_s\":%.3f,\"tls\":\"%s\"}\n",
            f.o.dir == SD_FETCH_UP ? "up" : "down", sd_fetch_kbps(&r, bins, 0, f.skip_ns),

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "eventlog.h"
+#include "json.h"
 #include "report.h"
 
 static void ts_iso(char *buf, size_t cap, uint64_t ns)
@@ -16,21 +17,6 @@ static void ts_iso(char *buf, size_t cap, uint64_t ns)
     gmtime_r(&s, &tm);
     size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, cap - n, ".%06u+0000", (unsigned)(ns % 1000000000u / 1000u));
-}
-
-static void json_bytes(FILE *out, const uint8_t *p, size_t n)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
 }
 
 static void addr(char *buf, size_t cap, int family, const uint8_t *a)
@@ -74,7 +60,7 @@ static void write_event(FILE *out, const struct sd_event *ev)
     case SD_EV_NAME: {
         static const char *const keys[] = {"sni", "hostname", "rrname"};
         fprintf(out, ",\"%s\":{\"%s\":", name_types[ev->name_kind % 3], keys[ev->name_kind % 3]);
-        json_bytes(out, ev->name.p, ev->name.n);
+        sd_json_bytes(out, ev->name.p, ev->name.n);
         fputc('}', out);
         break;
     }

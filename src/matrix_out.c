@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
 #include "matrix.h"
 
 enum { CELL_W = 124, CELL_H = 24, NAME_W = 150, CTRL_W = 96, HEAD_H = 44, PAD = 10 };
@@ -91,21 +92,6 @@ void sd_matrix_print_table(FILE *f, const struct sd_matrix_config *cfg, const st
             cfg->evade_at > 0 ? cfg->evade_at : 0.5, res->stopped ? " (STOPPED: some cells did not run)" : "");
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void sd_matrix_print_json(FILE *f, const struct sd_matrix_config *cfg, const struct sd_matrix_result *res)
 {
     static const char *const stages[] = {"connect", "handshake", "transfer"};
@@ -117,16 +103,16 @@ void sd_matrix_print_json(FILE *f, const struct sd_matrix_config *cfg, const str
             if (!shown(res, c, s))
                 continue;
             fprintf(f, "{\"type\":\"outcome\",\"preset\":");
-            json_str(f, cfg->presets[p]);
+            sd_json_str(f, cfg->presets[p]);
             fprintf(f, ",\"strategy\":");
-            json_str(f, cfg->strategies[s].name);
+            sd_json_str(f, cfg->strategies[s].name);
             fprintf(f, ",\"outcome\":\"%s\",\"goodput_ratio\":%.4f,\"kbps\":%.1f,\"control_kbps\":%.1f,"
                        "\"end\":\"%s\",\"stage\":\"%s\",\"control_end\":\"%s\",\"applied\":%s,\"retried\":%s,"
                     "\"note\":",
                     sd_outcome_name(c->outcome), c->ratio, c->run.kbps, ctl->kbps, sd_fetch_end_name(c->run.end),
                     stages[c->run.stage % 3], sd_fetch_end_name(ctl->end), c->run.applied ? "true" : "false",
                     c->run.retried ? "true" : "false");
-            json_str(f, c->run.note);
+            sd_json_str(f, c->run.note);
             fprintf(f, "}\n");
         }
     }

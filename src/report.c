@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "report.h"
 
 struct entry {
@@ -100,21 +101,10 @@ void sd_report_endpoint(char *buf, size_t cap, int family, const uint8_t *addr, 
  * backslashes and non-ASCII bytes escaped (\u00XX keeps the value exact). */
 static void json_str(FILE *out, const struct sd_iov *v)
 {
-    if (!v->p) {
+    if (v->p)
+        sd_json_bytes(out, v->p, v->n);
+    else
         fputs("null", out);
-        return;
-    }
-    fputc('"', out);
-    for (size_t i = 0; i < v->n; i++) {
-        unsigned char c = v->p[i];
-        if (c == '"' || c == '\\')
-            fprintf(out, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(out, "\\u%04x", c);
-        else
-            fputc(c, out);
-    }
-    fputc('"', out);
 }
 
 void sd_report_json_flow(FILE *out, const struct sd_flow_report *r)
