@@ -240,21 +240,12 @@ static int fail(struct setup *s, int rc, const char *fmt, ...)
 /* Runs a command given as NULL-terminated arguments; a failure goes to s->err. */
 static int cmd(struct setup *s, const char *arg0, ...)
 {
-    char *argv[MAX_ARGS], out[400], line[600];
+    char msg[1100];
     va_list ap;
-    int n = 0;
-
-    argv[n++] = (char *)arg0;
     va_start(ap, arg0);
-    while (n < MAX_ARGS - 1 && (argv[n] = va_arg(ap, char *)) != NULL)
-        n++;
+    int rc = sd_subproc_vcmd(msg, sizeof(msg), arg0, ap);
     va_end(ap);
-    argv[n] = NULL;
-    int rc = sd_subproc_run(argv, out, sizeof(out));
-    if (rc == 0)
-        return 0;
-    sd_subproc_format(argv, line, sizeof(line));
-    return fail(s, SD_EIO, "'%s' failed (%d): %s", line, rc, out[0] ? out : "no output");
+    return rc ? fail(s, rc, "%s", msg) : 0;
 }
 
 /* Writes |value| to /proc/sys/|key| inside the namespace of |role|. */

@@ -30,7 +30,7 @@
 #include "labmgmt.h"
 #include "subproc.h"
 
-enum { MAX_ARGS = 24, READY_WAIT_MS = 10000, STOP_WAIT_MS = 3000, FIRST_HOST = 2, LAST_HOST = 254 };
+enum { READY_WAIT_MS = 10000, STOP_WAIT_MS = 3000, FIRST_HOST = 2, LAST_HOST = 254 };
 
 struct mgmt {
     char id[SD_LAB_ID_MAX];
@@ -98,21 +98,11 @@ static int load(struct mgmt *m, const char *id)
 /* Runs a command; on failure writes it and its output to |err|. */
 static int cmd(char *err, size_t errlen, const char *arg0, ...)
 {
-    char *argv[MAX_ARGS], out[400], line[400];
     va_list ap;
-    int n = 0;
-    argv[n++] = (char *)arg0;
     va_start(ap, arg0);
-    while (n < MAX_ARGS - 1 && (argv[n] = va_arg(ap, char *)) != NULL)
-        n++;
+    int rc = sd_subproc_vcmd(err, errlen, arg0, ap);
     va_end(ap);
-    argv[n] = NULL;
-    int rc = sd_subproc_run(argv, out, sizeof(out));
-    if (rc == 0)
-        return 0;
-    sd_subproc_format(argv, line, sizeof(line));
-    snprintf(err, errlen, "'%s' failed (%d): %s", line, rc, out[0] ? out : "no output");
-    return SD_EIO;
+    return rc;
 }
 
 /* Starts the policy server in the namespace and waits until it listens. */

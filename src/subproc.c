@@ -101,3 +101,20 @@ void sd_subproc_format(char *const argv[], char *buf, size_t len)
         n += (size_t)w;
     }
 }
+
+int sd_subproc_vcmd(char *err, size_t errlen, const char *arg0, va_list ap)
+{
+    enum { MAX_ARGS = 48 };
+    char *argv[MAX_ARGS], out[400], line[600];
+    int n = 0;
+    argv[n++] = (char *)arg0;
+    while (n < MAX_ARGS - 1 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    argv[n] = NULL;
+    int rc = sd_subproc_run(argv, out, sizeof(out));
+    if (rc == 0)
+        return 0;
+    sd_subproc_format(argv, line, sizeof(line));
+    snprintf(err, errlen, "'%s' failed (%d): %s", line, rc, out[0] ? out : "no output");
+    return SD_EIO;
+}

@@ -5,6 +5,7 @@
 #ifndef SD_SUBPROC_H
 #define SD_SUBPROC_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /*
@@ -19,5 +20,12 @@ int sd_subproc_run(char *const argv[], char *out, size_t outlen);
 
 /* Writes |argv| as one space-separated line into |buf| (truncated to |len|). */
 void sd_subproc_format(char *const argv[], char *buf, size_t len);
+
+/*
+ * Runs |arg0| with the arguments that follow it up to a NULL (at most 47) by
+ * sd_subproc_run. Returns 0, or SD_EIO with "'COMMAND' failed (STATUS):
+ * OUTPUT" written to |err| (truncated to |errlen|).
+ */
+int sd_subproc_vcmd(char *err, size_t errlen, const char *arg0, va_list ap);
 
 #endif
