@@ -180,27 +180,6 @@ int sd_proxy_parse_socks_request(const uint8_t *p, const uint8_t *end, struct sd
 
 /* ---- server ---- */
 
-static int parse_sockaddr(const char *text, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(port);
-        *len = sizeof(*s4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(port);
-        *len = sizeof(*s6);
-        return 0;
-    }
-    return SD_EINVAL;
-}
-
 struct sd_proxy *sd_proxy_open(const char *addr, uint16_t port, char *err, size_t errlen)
 {
     struct sd_proxy *px = calloc(1, sizeof(*px));
@@ -213,7 +192,7 @@ struct sd_proxy *sd_proxy_open(const char *addr, uint16_t port, char *err, size_
         return NULL;
     }
     px->lfd = -1;
-    if (parse_sockaddr(addr ? addr : "0.0.0.0", port, &ss, &len) < 0) {
+    if (sd_tconn_sockaddr(addr ? addr : "0.0.0.0", port, &ss, &len) < 0) {
         snprintf(err, errlen, "bad proxy address '%s'", addr);
         goto fail;
     }
@@ -254,7 +233,7 @@ static bool target_ok(int fd, const struct sd_proxy_req *req, struct sockaddr_st
     socklen_t mlen = sizeof(me);
     char here[INET6_ADDRSTRLEN] = "";
 
-    if (parse_sockaddr(req->host, req->port, to, tolen) < 0)
+    if (sd_tconn_sockaddr(req->host, req->port, to, tolen) < 0)
         return false; /* names are refused */
     if (getsockname(fd, (struct sockaddr *)&me, &mlen) < 0)
         return false;
