@@ -462,22 +462,20 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
             continue;
         f->rule = (uint16_t)(i + 1);
         e->rst[i + 1].flows++;
-        if (r->action.chance < 10000 && sd__rnd(e) % 10000 >= r->action.chance) {
-            /* Not every flow the rule holds for gets its action (chance=). */
-            f->trigger = SD_T_NONE;
-            f->action = SD_A_PASS;
+        /* Not every flow the rule holds for gets its action (chance=): the others pass. */
+        static const struct sd_action spare = {.kind = SD_A_PASS};
+        bool spared = r->action.chance < 10000 && sd__rnd(e) % 10000 >= r->action.chance;
+        const struct sd_action *a = spared ? &spare : &r->action;
+        f->trigger = a->kind == SD_A_PASS ? SD_T_NONE : trigger_of(r, fa);
+        sd__act_start(e, f, a);
+        if (a->kind != SD_A_PASS)
+            e->st.triggers++;
+        if (spared)
             sd__trace(e, slot, "rule '%s' holds but spares this flow (chance=%u.%02u%%)", r->name,
                       r->action.chance / 100, r->action.chance % 100);
-            struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = "pass"};
-            emit_event(e, slot, &evr, SD_END_SHUTDOWN);
-            return true;
-        }
-        f->trigger = r->action.kind == SD_A_PASS ? SD_T_NONE : trigger_of(r, fa);
-        sd__act_start(e, f, &r->action);
-        if (r->action.kind != SD_A_PASS)
-            e->st.triggers++;
-        sd__trace(e, slot, "rule '%s' fired: %s", r->name, sd_action_kind_name(r->action.kind));
-        struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = sd_action_kind_name(r->action.kind)};
+        else
+            sd__trace(e, slot, "rule '%s' fired: %s", r->name, sd_action_kind_name(a->kind));
+        struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = sd_action_kind_name(a->kind)};
         emit_event(e, slot, &evr, SD_END_SHUTDOWN);
         return true;
     }
