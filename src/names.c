@@ -16,29 +16,35 @@
  *
  *   name   a . b . e x a m p l e . c o m      <- read this way
  *   probe    ^   ^               ^            dot suffixes (".com" ...)
- *          ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^ ^      bare suffixes, where some key
- *          ^                                  has that length; exact
+ *                  ^ ^                        bare suffixes the tail index names
+ *          ^                                  the whole name (exact)
  *
- * Each suffix carries two hashes, both extended by one byte per step: a
- * polynomial hash (h = (h + byte) * M, random M) that indexes a blocked Bloom
- * filter per kind (3 bits in one 64-bit word, 16 to 32 bits per key: about
- * 0.5% false positives, 2 to 4 MB per million keys, mostly in cache), and
- * SipHash-1-3 of the suffix reversed, under a random key, whose state after
- * each full word is shared by all longer suffixes. Only suffixes that pass a
- * 256-entry table (length -> kinds with keys that long) and their kinds'
- * filters are finalised (one block, three rounds) and probed. Their slots are
- * prefetched, the substrings are looked for, and only then are they compared, so the
- * cache misses of a lookup overlap instead of queueing. A name of 255 dots
- * costs O(n), not O(n^2), and the walk stops once the suffix is longer than
- * the longest key. (Gathering all of a name's filter words and prefetching
- * them before testing any, with an automaton's steps interleaved, was tried:
- * 5-7% faster on 1 M synthetic patterns, 8% slower on the Re:filter list.)
+ * The pass gives every suffix its hash, the polynomial sum over (byte + 1) *
+ * M^j (random M, j = 1 for the last byte) with the powers in a table, so a
+ * step is one multiply and one add that do not wait on each other, and notes
+ * the dots. The candidates are then: the whole name; the suffixes at dots,
+ * where some dot-suffix key has that length; bare suffixes shorter than 8
+ * bytes, where some key has that length; and for longer ones, the lengths
+ * that a 16-bit entry of the tail index (one entry per bare-suffix key,
+ * rounded up to a power of two), chosen by the hash of the name's last 8
+ * bytes, gives: the lengths of the bare-suffix keys that end with the same 8
+ * bytes (a bit for 8 to 22 bytes, one for longer). A name thus tests a
+ * handful of suffixes, not one per byte. Each candidate is tested against a
+ * blocked Bloom filter per kind (3 bits in one 64-bit word, 16 to 32 bits per
+ * key: about 0.5% false positives, 2 to 4 MB per million keys, mostly in
+ * cache); its slot is prefetched, the substrings are looked for, and only
+ * then is it compared, so the cache misses of a lookup overlap instead of
+ * queueing. A name of 255 dots costs O(n), not O(n^2), and the pass stops
+ * once the suffix is longer than the longest key. (SipHash of each suffix,
+ * and a filter test at every length some bare-suffix key has, cost 2.3 times
+ * the instructions: the previous version.)
  *
- * A slot is 32 bytes: 32 bits of the SipHash, the index of the key's tags
- * (a triple of masks: exact, dot suffix, suffix) and the key itself, inline
- * up to 22 bytes, so a probe usually costs one cache line. Equal
- * fingerprints are confirmed by comparing the bytes, so answers are exact
- * whatever the hash.
+ * A slot is 32 bytes: 32 bits of a second mix of the hash, the index of the
+ * key's tags (a triple of masks: exact, dot suffix, suffix) and the key
+ * itself, inline up to 22 bytes, so a probe usually costs one cache line.
+ * Equal fingerprints are confirmed by comparing the bytes, so answers are
+ * exact whatever the hash; M only spreads the keys (the names an attacker
+ * sends cannot lengthen the runs of slots, which the patterns alone decide).
  * Large arrays ask for transparent huge pages: random probes into tens of MB
  * otherwise pay a TLB miss on top of the cache miss.
  *
@@ -68,6 +74,8 @@ enum { W_EXACT = 1 << K_EXACT, W_DSUFFIX = 1 << K_DSUFFIX, W_SUFFIX = 1 << K_SUF
 enum {
     PROBE_BATCH = 8,         /* candidates finalised and prefetched before comparing */
     PREFETCH_AHEAD = 16,     /* keys hashed ahead of their insertion */
+    TAIL = 8,                /* bare suffixes of at least this many bytes are indexed by their last TAIL */
+    TAIL_LONGER = 15,        /* tail bit j < TAIL_LONGER: a key of TAIL + j bytes; this bit: longer */
     HUGE_MIN = 4 << 20,      /* arrays from this size ask for huge pages */
 };
 
@@ -97,13 +105,13 @@ struct subs {
     uint8_t *q4;   /* hash of the last 4 bytes -> lengths 4 to 7 of keys ending with them, Q4_LONGER */
     uint16_t *q8;  /* hash of the last 8 bytes -> lengths from 8 of keys ending with them */
     unsigned q4shift, q8shift;
-    uint64_t *filter; /* pair filter: one bit per key */
+    uint64_t *filter; /* pair filter: 3 bits per key in one word, 16 to 32 bits per key */
     size_t fmask;
     struct sslot *slots;
     size_t smask;
     uint8_t *longkeys; /* keys longer than SSLOT_INLINE */
     size_t maxlen;
-    uint64_t *shorts; /* keys of 1 to 3 bytes: 4 bits per value of the last 2 bytes */
+    uint8_t *shorts; /* keys of 1 to 3 bytes: lengths by the value of the last 2 bytes */
 };
 
 struct sd_names {
@@ -111,8 +119,8 @@ struct sd_names {
     bool compiled;
     bool broken; /* a compile ran out of memory: only sd_names_free remains */
     size_t count;
-    uint8_t key[SD_SIPHASH_KEY_LEN];
-    uint64_t fmul, fseed; /* filter hash */
+    uint64_t fmul, fseed; /* substring hash; fmul is also the anchored hash's point */
+    uint64_t pw[SD_NAME_MAX + 1]; /* fmul to the power i */
     uint8_t fold[256];    /* byte -> byte as compared (identity or ASCII lower case) */
     uint8_t lenkinds[256];/* length -> W_* of the keys that long */
 
@@ -128,6 +136,9 @@ struct sd_names {
     uint64_t *filter[3]; /* one per anchored kind, indexed by enum kind */
     size_t fmask[3];
     size_t maxlen;   /* longest key */
+    uint16_t *tail;  /* bare suffixes: hash of their last TAIL bytes -> lengths (see table_collect) */
+    unsigned tshift;
+    uint8_t sufshort; /* bit n - 1: a bare suffix key of n < TAIL bytes exists */
 
     struct subs sub;
 };
@@ -146,6 +157,21 @@ static void *big_calloc(size_t n, size_t size)
     if (bytes >= HUGE_MIN)
         madvise(p, bytes, MADV_HUGEPAGE); /* a hint; failure is harmless */
     memset(p, 0, bytes);
+    return p;
+}
+
+/* The smallest power of two of at least |n| (and 64), and the shift that
+ * takes a 64-bit hash to an index below it. */
+static size_t pow2_at_least(size_t n, unsigned *shift)
+{
+    size_t p = 64;
+    unsigned sh = 64 - 6;
+    while (p < n) {
+        p *= 2;
+        sh--;
+    }
+    if (shift)
+        *shift = sh;
     return p;
 }
 
@@ -187,11 +213,13 @@ struct sd_names *sd_names_new(unsigned opts)
     if (!s)
         return NULL;
     s->opts = opts;
-    uint8_t r[SD_SIPHASH_KEY_LEN + 16];
+    uint8_t r[16];
     draw_key(r, sizeof(r));
-    memcpy(s->key, r, SD_SIPHASH_KEY_LEN);
-    s->fmul = sd_sip_rd64le(r + SD_SIPHASH_KEY_LEN) | 1;
-    s->fseed = sd_sip_rd64le(r + SD_SIPHASH_KEY_LEN + 8);
+    s->fmul = sd_sip_rd64le(r) | 1;
+    s->fseed = sd_sip_rd64le(r + 8);
+    s->pw[0] = 1;
+    for (int i = 1; i <= SD_NAME_MAX; i++)
+        s->pw[i] = s->pw[i - 1] * s->fmul;
     for (int i = 0; i < 256; i++)
         s->fold[i] = (uint8_t)i;
     if (opts & SD_NAMES_CASEFOLD)
@@ -209,6 +237,7 @@ void sd_names_free(struct sd_names *s)
     free(s->slots);
     free(s->longkeys);
     free(s->triples);
+    free(s->tail);
     for (int k = 0; k < 3; k++)
         free(s->filter[k]);
     free(s->sub.shorts);
@@ -275,30 +304,14 @@ int sd_names_add(struct sd_names *s, const char *pattern, size_t n, unsigned tag
 
 /* ---- the suffix table ---- */
 
-/* The SipHash of a key: SipHash-1-3 of its bytes, last byte first. */
-static uint64_t key_hash(const struct sd_names *s, const uint8_t *p, size_t n)
-{
-    struct sd_sipstate st;
-    sd_sip_init(&st, s->key);
-    uint64_t w = 0;
-    unsigned j = 0;
-    for (size_t i = n; i-- > 0;) {
-        w |= (uint64_t)p[i] << (8 * j);
-        if (++j == 8) {
-            sd_sip_block(&st, w, 1);
-            w = 0;
-            j = 0;
-        }
-    }
-    return sd_sip_final(&st, w | (uint64_t)n << 56, 1, 3);
-}
-
-/* The filter hash of a key, extended the way a lookup extends it. */
+/* The anchored hash of a key: the polynomial sum over (byte + 1) * fmul^j,
+ * j = 1 for the last byte. A lookup gets every suffix's hash in one pass of
+ * additions, the powers being a table. */
 static uint64_t key_fhash(const struct sd_names *s, const uint8_t *p, size_t n)
 {
-    uint64_t f = s->fseed;
-    for (size_t i = n; i-- > 0;)
-        f = (f + p[i]) * s->fmul;
+    uint64_t f = 0;
+    for (size_t j = 1; j <= n; j++)
+        f += (uint64_t)(p[n - j] + 1u) * s->pw[j];
     return f;
 }
 
@@ -318,7 +331,21 @@ static inline uint64_t filter_bits(uint64_t g)
     return (uint64_t)1 << (g & 63) | (uint64_t)1 << ((g >> 6) & 63) | (uint64_t)1 << ((g >> 12) & 63);
 }
 
-/* The slot whose key equals fold(p[0..n)) for SipHash |h|, or NULL. */
+/* The table's hash of a key with filter hash |f|: the slot from its low bits,
+ * the fingerprint from its high 32. */
+static inline uint64_t slot_hash(uint64_t f)
+{
+    uint64_t h = (f ^ (f >> 32)) * 0xd6e8feb86659fd93ULL;
+    return h ^ (h >> 32);
+}
+
+/* The tail index's entry for the filter hash |f8| of a name's last 8 bytes. */
+static inline size_t tail_index(const struct sd_names *s, uint64_t f8)
+{
+    return (size_t)(((f8 ^ (f8 >> 29)) * 0x94d049bb133111ebULL) >> s->tshift);
+}
+
+/* The slot whose key equals fold(p[0..n)) for slot hash |h|, or NULL. */
 static const struct slot *table_find(const struct sd_names *s, uint64_t h, const uint8_t *p, size_t n)
 {
     uint32_t fp = (uint32_t)(h >> 32);
@@ -439,7 +466,9 @@ static int table_build(struct sd_names *s)
     uint64_t (*tm)[3] = big_calloc(nkeys, sizeof(*tm)); /* tags by record number */
     s->slots = big_calloc(cap, sizeof(*s->slots));
     s->longkeys = malloc(longbytes ? longbytes : 1);
-    if (!tm || !s->slots || !s->longkeys || filters_alloc(s, nk) < 0) {
+    size_t tn = pow2_at_least(nk[K_SUFFIX], &s->tshift);
+    s->tail = big_calloc(tn, sizeof(*s->tail));
+    if (!tm || !s->slots || !s->longkeys || !s->tail || filters_alloc(s, nk) < 0) {
         free(tm);
         return SD_ENOMEM;
     }
@@ -457,10 +486,15 @@ static int table_build(struct sd_names *s)
             s->maxlen = SD_MAX(s->maxlen, (size_t)pt->len);
             uint64_t g = filter_mix(key_fhash(s, k, pt->len));
             s->filter[pt->kind][filter_word(s, pt->kind, g)] |= filter_bits(g);
+            if (pt->kind == K_SUFFIX && pt->len >= TAIL)
+                s->tail[tail_index(s, key_fhash(s, k + pt->len - TAIL, TAIL))] |=
+                    (uint16_t)(1u << SD_MIN((size_t)pt->len - TAIL, (size_t)TAIL_LONGER));
+            else if (pt->kind == K_SUFFIX)
+                s->sufshort |= (uint8_t)(1u << (pt->len - 1));
         }
         /* Hash ahead and prefetch the slot: inserts are random accesses. */
         if (i < s->npats && s->pats[i].kind != K_SUBSTR) {
-            uint64_t h = key_hash(s, s->arena + s->pats[i].off, s->pats[i].len);
+            uint64_t h = slot_hash(key_fhash(s, s->arena + s->pats[i].off, s->pats[i].len));
             __builtin_prefetch(&s->slots[h & s->smask]);
             ahead[i % PREFETCH_AHEAD] = h;
         }
@@ -509,40 +543,70 @@ static inline unsigned filter_pass(const struct sd_names *s, unsigned want, uint
     return pass;
 }
 
+/* Queues the suffix of |len| bytes (filter hash |f|) for the kinds in |want|
+ * that its filters let through, its slot prefetched. */
+static inline void probe(const struct sd_names *s, const uint8_t *name, size_t n, uint64_t f, size_t len, unsigned want,
+                         struct probes *pr)
+{
+    if (!(want = filter_pass(s, want, f)))
+        return;
+    uint64_t h = slot_hash(f);
+    __builtin_prefetch(&s->slots[h & s->smask]);
+    pr->c[pr->n++] = (struct cand){h, (uint32_t)len, want};
+    if (pr->n == PROBE_BATCH) {
+        pr->m |= table_resolve(s, name, n, pr->c, pr->n);
+        pr->n = 0;
+    }
+}
+
 /*
- * All anchored kinds in one right-to-left pass (see the file comment): finds
- * the suffixes worth probing and prefetches their slots. The caller compares
- * them with table_resolve() after other work, so the cache misses overlap it.
+ * All anchored kinds (see the file comment): one right-to-left pass hashes
+ * every suffix up to the longest key and notes the dots; then the candidates
+ * are the whole name, the suffixes at dots, the short suffix lengths that
+ * some key has, and the lengths the tail index gives for the last 8 bytes.
+ * Their slots are prefetched; the caller compares them with table_resolve()
+ * after other work, so the cache misses overlap it.
  */
 static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, struct probes *pr)
 {
-    size_t stop = n > s->maxlen ? n - s->maxlen : 0;
-    struct sd_sipstate st;
-    sd_sip_init(&st, s->key);
-    uint64_t w = 0, f = s->fseed;
-    unsigned j = 0;
-    for (size_t i = n; i-- > stop;) {
-        uint8_t b = s->fold[name[i]];
-        size_t len = n - i;
-        w |= (uint64_t)b << (8 * j);
-        if (++j == 8) {
-            sd_sip_block(&st, w, 1);
-            w = 0;
-            j = 0;
-        }
-        f = (f + b) * s->fmul;
-        unsigned want = s->lenkinds[len] & (W_SUFFIX | (b == '.' ? W_DSUFFIX : 0) | (i == 0 ? W_EXACT : 0));
-        if (!want || !(want = filter_pass(s, want, f)))
-            continue;
-        struct sd_sipstate fin = st;
-        uint64_t h = sd_sip_final(&fin, w | (uint64_t)len << 56, 1, 3);
-        __builtin_prefetch(&s->slots[h & s->smask]);
-        pr->c[pr->n++] = (struct cand){h, (uint32_t)len, want};
-        if (pr->n == PROBE_BATCH) {
-            pr->m |= table_resolve(s, name, n, pr->c, pr->n);
-            pr->n = 0;
-        }
+    size_t lim = n < s->maxlen ? n : s->maxlen;
+    uint64_t fs[SD_NAME_MAX + 1], f = 0;
+    uint8_t dots[SD_NAME_MAX + 1];
+    unsigned nd = 0;
+    const uint8_t *end = name + n;
+    for (size_t len = 1; len <= lim; len++) {
+        uint8_t b = s->fold[*(end - len)];
+        f += (uint64_t)(b + 1u) * s->pw[len];
+        fs[len] = f;
+        dots[nd] = (uint8_t)len; /* kept when b is a dot */
+        nd += b == '.';
     }
+    if (lim == n) { /* the whole name: exact, and the suffix kind its first byte allows */
+        unsigned want = s->lenkinds[n] & (W_EXACT | (s->fold[name[0]] == '.' ? W_DSUFFIX : W_SUFFIX));
+        if (want)
+            probe(s, name, n, fs[n], n, want, pr);
+    }
+    for (unsigned i = 0; i < nd; i++)
+        if (dots[i] < n && (s->lenkinds[dots[i]] & W_DSUFFIX))
+            probe(s, name, n, fs[dots[i]], dots[i], W_DSUFFIX, pr);
+    /* Bare suffixes: no key starts with a dot, so none at a dot is missed. */
+    for (unsigned m = s->sufshort & ((1u << SD_MIN(lim, (size_t)TAIL - 1)) - 1); m; m &= m - 1) {
+        size_t len = 1 + (unsigned)__builtin_ctz(m);
+        if (len < n)
+            probe(s, name, n, fs[len], len, W_SUFFIX, pr);
+    }
+    if (lim < TAIL)
+        return;
+    unsigned t = s->tail[tail_index(s, fs[TAIL])];
+    for (unsigned m = t & ((1u << TAIL_LONGER) - 1); m; m &= m - 1) {
+        size_t len = TAIL + (unsigned)__builtin_ctz(m);
+        if (len <= lim && len < n)
+            probe(s, name, n, fs[len], len, W_SUFFIX, pr);
+    }
+    if (t & (1u << TAIL_LONGER))
+        for (size_t len = TAIL + TAIL_LONGER; len <= lim && len < n; len++)
+            if (s->lenkinds[len] & W_SUFFIX)
+                probe(s, name, n, fs[len], len, W_SUFFIX, pr);
 }
 
 /* ---- substrings ---- */
@@ -558,19 +622,23 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  *                                            of the last 256 positions' words)
  *
  * q4[] and q8[] map the hash of the last 4 (or 8) bytes to a bit set of the
- * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG for
- * 8 + QLONG or more); a bit of q4 says whether q8 is worth reading. Each length in the set is a candidate, tested by one bit
- * of a pair filter hashed from (first 4 bytes, last 4 or 8 bytes, length): for
- * a key of up to 12 bytes that is the whole key. Only a candidate passing it
- * is looked up in the table of keys and their tags, keyed by the same hash,
- * where the bytes are compared. Keys of 1 to 3 bytes are the low bytes of the
- * word: shorts[] maps the last 2 bytes to the lengths of such keys that may
- * end there (32 KB, made only when such keys exist), and a 3-byte candidate
- * goes through the pair filter. q4 and q8 take 2 to 4 and 4 to 8
+ * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG
+ * for 8 + QLONG or more); a bit of q4 says whether q8 is worth reading. The
+ * hash of the last bytes is taken once per position, and its high bits pick
+ * the q4 or q8 entry. Each length in the set is a candidate, tested by one
+ * bit of a pair filter hashed from (first 4 bytes, last 4 or 8 bytes, length):
+ * for a key of up to 12 bytes that is the whole key. Only a candidate passing
+ * it is looked up in the table of keys and their tags, keyed by the same
+ * hash, where the bytes are compared. Keys of 1 to 3 bytes are the low bytes
+ * of the word: shorts[] maps the last 2 bytes to the lengths of such keys
+ * that may end there (64 KB, made only when such keys exist), and a 3-byte
+ * candidate goes through the pair filter. q4 and q8 take 2 to 4 and 4 to 8
  * bytes per key of their lengths, the filter 2 to 4 bytes per key, 3 bits in
- * one word (about 420 KB for 50 000 keywords), and the loads of successive
- * positions do not depend on each other. A position costs at most one probe
- * per length (up to 255), so a lookup is O(n).
+ * one word (about 450 KB for 50 000 keywords), and the loads of successive
+ * positions do not depend on each other. (A filter of one bit per key at 32
+ * to 64 bits per key takes fewer instructions, but its 2-3% false positives
+ * each read a random line of the 4 MB table: slower.) A position costs at
+ * most one probe per length (up to 255), so a lookup is O(n).
  */
 enum {
     QLONG = 15,     /* q8 bit for keys of 8 + QLONG bytes or more */
@@ -589,20 +657,25 @@ struct sslot {
     uint8_t key[SSLOT_INLINE];
 };
 
-static inline size_t qgram_index(uint64_t w, unsigned shift)
+/* sub_hash() in two steps, so that a lookup hashes each position's last 4
+ * or 8 bytes once: their part (whose high bits also index q4 and q8), then
+ * each candidate's first 4 bytes and length. */
+static inline uint64_t sub_last(const struct sd_names *s, uint64_t last)
 {
-    return (size_t)((w * 0x9e3779b97f4a7c15ULL) >> shift);
+    return (last ^ s->fseed) * 0xff51afd7ed558ccdULL;
+}
+
+static inline uint64_t sub_fin(uint64_t hl, uint32_t first, size_t len)
+{
+    uint64_t h = hl ^ ((uint64_t)first << 8 | len) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 32);
 }
 
 /* The hash of a key from its first 4 bytes, its last 4 (under 8 bytes) or 8
- * bytes and its length: it picks the filter bit and the slot. */
+ * bytes and its length: it picks the filter bits and the slot. */
 static inline uint64_t sub_hash(const struct sd_names *s, uint32_t first, uint64_t last, size_t len)
 {
-    uint64_t h = (last ^ s->fseed) * 0xff51afd7ed558ccdULL;
-    h ^= ((uint64_t)first << 8 | len) * 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 32;
-    h *= s->fmul;
-    return h ^ (h >> 29);
+    return sub_fin(sub_last(s, last), first, len);
 }
 
 /* The words sub_hash() takes, for key k/n: big-endian, as the lookup builds them. */
@@ -676,16 +749,8 @@ static inline uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uin
     return sub_maybe(&s->sub, g) ? sub_tags(s, g, p, n) : 0;
 }
 
-/* The lengths (bit n - 1 for n bytes) of the keys shorter than 4 bytes that
- * may end with the 2 bytes |v|: exact for 1 and 2 bytes, for 3 bytes a hint. */
-static inline unsigned short_lens(const struct subs *u, uint32_t v)
-{
-    return (unsigned)(u->shorts[v >> 4] >> ((v & 15) * 4)) & 7;
-}
-
 /* The tags of all substring keys in the name. Out of line: lists without
- * substrings (the Re:filter list) keep the suffix walk's loop as compact as
- * before (3-5% on its lookups in paired runs). */
+ * substrings (the Re:filter list) keep the suffix pass compact. */
 static __attribute__((noinline)) uint64_t sub_scan(const struct sd_names *s, const uint8_t *name, size_t n)
 {
     const struct subs *u = &s->sub;
@@ -696,29 +761,28 @@ static __attribute__((noinline)) uint64_t sub_scan(const struct sd_names *s, con
         w = w << 8 | s->fold[name[e - 1]];
         uint32_t w4 = (uint32_t)w;
         ring[e & 255] = w4;
-        if (u->shorts && (lm = short_lens(u, w4 & 0xffff)) != 0)
-            for (; lm; lm &= lm - 1) {
-                size_t len = 1 + (unsigned)__builtin_ctz(lm);
-                uint32_t k = w4 & (uint32_t)(((uint64_t)1 << (8 * len)) - 1);
-                if (len <= e)
-                    m |= sub_probe(s, sub_hash(s, k, k, len), name + e - len, len);
-            }
+        for (lm = u->shorts[w4 & 0xffff] & (e < 3 ? (1u << e) - 1 : 7); lm; lm &= lm - 1) {
+            size_t len = 1 + (unsigned)__builtin_ctz(lm);
+            uint32_t k = w4 & (uint32_t)(((uint64_t)1 << (8 * len)) - 1);
+            m |= sub_probe(s, sub_hash(s, k, k, len), name + e - len, len);
+        }
         if (e < 4)
             continue;
-        unsigned q = u->q4[qgram_index(w4, u->q4shift)];
+        uint64_t hl = sub_last(s, w4);
+        unsigned q = u->q4[hl >> u->q4shift];
         for (lm = q & 15; lm; lm &= lm - 1) {
             size_t len = 4 + (unsigned)__builtin_ctz(lm);
             if (len <= e)
-                m |= sub_probe(s, sub_hash(s, ring[(e - len + 4) & 255], w4, len), name + e - len, len);
+                m |= sub_probe(s, sub_fin(hl, ring[(e - len + 4) & 255], len), name + e - len, len);
         }
         if (e < 8 || !(q & Q4_LONGER))
             continue;
-        lm = u->q8[qgram_index(w, u->q8shift)];
-        for (; lm; lm &= lm - 1) {
+        hl = sub_last(s, w);
+        for (lm = u->q8[hl >> u->q8shift]; lm; lm &= lm - 1) {
             unsigned bit = (unsigned)__builtin_ctz(lm);
             size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
             for (; len <= hi && len <= e; len++)
-                m |= sub_probe(s, sub_hash(s, ring[(e - len + 4) & 255], w, len), name + e - len, len);
+                m |= sub_probe(s, sub_fin(hl, ring[(e - len + 4) & 255], len), name + e - len, len);
         }
     }
     return m;
@@ -736,13 +800,13 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     if (n < 4) {
         for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
             uint32_t v = (hi << 8 | first) & 0xffff;
-            u->shorts[v >> 4] |= (uint64_t)1 << ((v & 15) * 4 + n - 1);
+            u->shorts[v] |= (uint8_t)(1u << (n - 1));
         }
     } else if (n < 8)
-        u->q4[qgram_index(last, u->q4shift)] |= (uint8_t)(1u << (n - 4));
+        u->q4[sub_last(s, last) >> u->q4shift] |= (uint8_t)(1u << (n - 4));
     else {
-        u->q4[qgram_index((uint32_t)last, u->q4shift)] |= Q4_LONGER;
-        u->q8[qgram_index(last, u->q8shift)] |= (uint16_t)(1u << SD_MIN(n - 8, (size_t)QLONG));
+        u->q4[sub_last(s, (uint32_t)last) >> u->q4shift] |= Q4_LONGER;
+        u->q8[sub_last(s, last) >> u->q8shift] |= (uint16_t)(1u << SD_MIN(n - 8, (size_t)QLONG));
     }
     struct sslot *sl = (struct sslot *)sub_find(s, g, k, n);
     if (!sl) {
@@ -764,30 +828,14 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     sl->tags |= (uint64_t)1 << tag;
 }
 
-/* The smallest power of two of at least |n| (and 64), and the shift that
- * takes a 64-bit hash to an index below it. */
-static size_t pow2_at_least(size_t n, unsigned *shift)
-{
-    size_t p = 64;
-    unsigned sh = 64 - 6;
-    while (p < n) {
-        p *= 2;
-        sh--;
-    }
-    if (shift)
-        *shift = sh;
-    return p;
-}
-
 static int sub_build(struct sd_names *s)
 {
     struct subs *u = &s->sub;
-    size_t nk = 0, nshort = 0, n4 = 0, n8 = 0, longbytes = 0;
+    size_t nk = 0, n4 = 0, n8 = 0, longbytes = 0;
     for (size_t i = 0; i < s->npats; i++)
         if (s->pats[i].kind == K_SUBSTR) {
             size_t len = s->pats[i].len;
             nk++;
-            nshort += len < 4;
             n4 += len >= 4 && len < 8;
             n8 += len >= 8;
             longbytes += len > SSLOT_INLINE ? len : 0;
@@ -796,7 +844,7 @@ static int sub_build(struct sd_names *s)
         return 0;
     size_t q4n = pow2_at_least(2 * (n4 + n8), &u->q4shift), q8n = pow2_at_least(2 * n8, &u->q8shift);
     size_t fw = pow2_at_least(16 * nk, NULL) / 64, cap = pow2_at_least(2 * nk, NULL);
-    if (nshort && !(u->shorts = big_calloc(65536 * 4 / 64, sizeof(uint64_t))))
+    if (!(u->shorts = big_calloc(65536, 1))) /* read at every position, even when empty */
         return SD_ENOMEM;
     u->q4 = big_calloc(q4n, sizeof(*u->q4));
     u->q8 = big_calloc(q8n, sizeof(*u->q8));
