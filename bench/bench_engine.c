@@ -21,9 +21,12 @@
  *             dispatcher or the NIC's RSS would split them) into two
  *             contiguous captures in memory. The scaling compares the
  *             same two shares run in sequence on one thread (two engines)
- *             and in parallel on two: the median over 7 pairs of runs, each
+ *             and in parallel on two: the median over 9 pairs of runs, each
  *             pair close together in time so that both see the same
- *             neighbours.
+ *             neighbours (the lowest and highest are printed too).
+ *   floor2    the same pairs for a loop that only reads the packets the way
+ *             the engine's loop does (no engine): what the machine's memory
+ *             lets two cores gain on these bytes at that moment.
  *
  * Each phase is timed twice: by the wall clock, and by the CPU time of the
  * thread doing the work (CLOCK_THREAD_CPUTIME_ID, user + system). On an idle
@@ -72,7 +75,7 @@ struct span {
 struct job {
     _Alignas(64) const struct cap *c; /* one cache line each: the workers' jobs sit side by side */
     const struct sd_policy *pol;
-    bool track;
+    bool track, touch; /* touch: the reading floor, no engine (process_touch) */
     uint32_t max_flows;
     pthread_barrier_t *start;
     uint64_t w0, w1, cpu, drops;
@@ -247,16 +250,37 @@ static __attribute__((noinline)) void process(struct job *j, struct sd_engine *e
     j->drops = drops;
 }
 
+/* The floor for the scaling: the same packets read the way process() reads
+ * them (the record, the frame's first bytes, the same prefetch), no engine.
+ * Two of these in parallel show what the machine's memory gives two cores. */
+static __attribute__((noinline)) void process_touch(struct job *j)
+{
+    enum { PASSES = 4 }; /* a single pass is too short to time against thread start-up */
+    const struct cap *c = j->c;
+    uint64_t acc = 0;
+    for (int k = 0; k < PASSES; k++)
+        for (size_t i = 0; i < c->n; i++) {
+            if (i + 8 < c->n)
+                __builtin_prefetch(c->data + c->r[i + 8].off);
+            const uint8_t *d = c->data + c->r[i].off;
+            acc += c->r[i].ts + c->r[i].len + d[0] + d[c->r[i].len > 40 ? 40 : 0];
+        }
+    j->drops = acc & 1;
+}
+
 static void *run_job(void *arg)
 {
     struct job *j = arg;
     uint64_t sink = 0;
-    struct sd_engine *e = engine(j->pol, j->track, j->max_flows, &sink);
+    struct sd_engine *e = j->touch ? NULL : engine(j->pol, j->track, j->max_flows, &sink);
     if (j->start)
         pthread_barrier_wait(j->start);
     j->w0 = clock_ns(CLOCK_MONOTONIC);
     uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    process(j, e);
+    if (e)
+        process(j, e);
+    else
+        process_touch(j);
     j->cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     j->w1 = clock_ns(CLOCK_MONOTONIC);
     sd_engine_free(e);
@@ -317,7 +341,7 @@ static void unload(struct cap *c, int nw)
  * time from the first start to the last end, and the largest worker CPU
  * time. */
 static struct span run_workers(const struct cap *c, const struct sd_policy *pol, uint32_t max_flows, int nw, bool track,
-                               int runs, uint64_t *drops)
+                               int runs, uint64_t *drops, bool touch)
 {
     struct span best = {UINT64_MAX, UINT64_MAX};
     for (int k = 0; k < runs; k++) {
@@ -326,7 +350,8 @@ static struct span run_workers(const struct cap *c, const struct sd_policy *pol,
         struct job j[2];
         pthread_t th[2];
         for (int w = 0; w < nw; w++) {
-            j[w] = (struct job){.c = &c[w], .pol = pol, .track = track, .max_flows = max_flows, .start = &b};
+            j[w] = (struct job){.c = &c[w], .pol = pol, .track = track, .touch = touch, .max_flows = max_flows,
+                                .start = &b};
             if (pthread_create(&th[w], NULL, run_job, &j[w]) != 0)
                 exit(1);
         }
@@ -346,19 +371,24 @@ static struct span run_workers(const struct cap *c, const struct sd_policy *pol,
 }
 
 /* Both shares on this one thread, one after the other, each with its own
- * engine: the same work as two workers, without the parallelism. */
-static struct span run_serial(const struct cap *c, const struct sd_policy *pol, uint32_t max_flows)
+ * engine: the same work as two workers, without the parallelism. With
+ * |touch|, the reading floor instead of the engine. */
+static struct span run_serial(const struct cap *c, const struct sd_policy *pol, uint32_t max_flows, bool touch)
 {
     struct job j[2];
-    struct sd_engine *e[2];
+    struct sd_engine *e[2] = {NULL, NULL};
     uint64_t sink = 0;
     for (int w = 0; w < 2; w++) {
         j[w] = (struct job){.c = &c[w], .pol = pol, .max_flows = max_flows};
-        e[w] = engine(pol, false, max_flows, &sink);
+        if (!touch)
+            e[w] = engine(pol, false, max_flows, &sink);
     }
     struct span t = span_start();
-    process(&j[0], e[0]);
-    process(&j[1], e[1]);
+    for (int w = 0; w < 2; w++)
+        if (touch)
+            process_touch(&j[w]);
+        else
+            process(&j[w], e[w]);
     t = span_end(t);
     sd_engine_free(e[0]);
     sd_engine_free(e[1]);
@@ -377,6 +407,8 @@ struct figures {
     uint64_t packets, drops_file, drops_mem;
     struct span pcap, reader, file, filep, mem, trk, w2;
     double split, scale_cpu, scale_wall; /* medians of paired serial/parallel runs */
+    double scale_lo, scale_hi;           /* the lowest and highest of those pairs (wall) */
+    double floor_wall;                   /* the reading floor's scaling, paired the same way (wall) */
     bool have_file, have_mem;
 };
 
@@ -391,8 +423,8 @@ static int mem_figures(const char *path, const struct sd_policy *pol, uint32_t m
         return -1;
     }
     f->packets = c[0].n;
-    f->mem = run_workers(c, pol, max_flows, 1, false, runs, &f->drops_mem);
-    f->trk = run_workers(c, pol, max_flows, 1, true, runs, &d);
+    f->mem = run_workers(c, pol, max_flows, 1, false, runs, &f->drops_mem, false);
+    f->trk = run_workers(c, pol, max_flows, 1, true, runs, &d, false);
     unload(c, 1);
     if (load(path, c, 2) != 0) {
         fprintf(stderr, "bench_engine: cannot load %s\n", path);
@@ -400,20 +432,29 @@ static int mem_figures(const char *path, const struct sd_policy *pol, uint32_t m
     }
     /* Scaling: pairs of runs of the same two shares, in sequence on one
      * thread and in parallel on two, close together in time so both see the
-     * same neighbours; the median ratio. */
-    enum { PAIRS = 7 };
-    double rc[PAIRS], rw[PAIRS];
+     * same neighbours; the median ratio. Each engine pair is followed by a
+     * pair of the reading floor (process_touch), whose ratio is what the
+     * machine's memory lets two cores gain on these bytes at that moment. */
+    enum { PAIRS = 9 };
+    double rc[PAIRS], rw[PAIRS], rf[PAIRS];
     f->w2 = (struct span){UINT64_MAX, UINT64_MAX};
     for (int k = 0; k < PAIRS; k++) {
-        struct span ser = run_serial(c, pol, max_flows), par = run_workers(c, pol, max_flows, 2, false, 1, &d);
+        struct span ser = run_serial(c, pol, max_flows, false),
+                    par = run_workers(c, pol, max_flows, 2, false, 1, &d, false);
         rc[k] = (double)ser.cpu / (double)par.cpu;
         rw[k] = (double)ser.wall / (double)par.wall;
         span_best(&f->w2, par);
+        struct span fs = run_serial(c, pol, max_flows, true), fp = run_workers(c, pol, max_flows, 2, false, 1, &d, true);
+        rf[k] = (double)fs.wall / (double)fp.wall;
     }
     qsort(rc, PAIRS, sizeof(rc[0]), cmp_double);
     qsort(rw, PAIRS, sizeof(rw[0]), cmp_double);
+    qsort(rf, PAIRS, sizeof(rf[0]), cmp_double);
     f->scale_cpu = rc[PAIRS / 2];
     f->scale_wall = rw[PAIRS / 2];
+    f->scale_lo = rw[0];
+    f->scale_hi = rw[PAIRS - 1];
+    f->floor_wall = rf[PAIRS / 2];
     f->split = (double)c[0].n / (double)(c[0].n + c[1].n);
     f->have_mem = true;
     unload(c, 2);
@@ -446,8 +487,9 @@ static void print_figures(const struct figures *f)
         snprintf(x, sizeof(x), "%llu dropped", (unsigned long long)f->drops_mem);
         row("mem: decode+engine", f, f->mem, x);
         row("mem: decode+engine+track", f, f->trk, "");
-        snprintf(x, sizeof(x), "scaling %.2fx cpu, %.2fx wall (split %.1f%%/%.1f%%)", f->scale_cpu, f->scale_wall,
-                 100 * f->split, 100 * (1 - f->split));
+        snprintf(x, sizeof(x), "scaling %.2fx cpu, %.2fx wall (%.2f-%.2f; reading floor %.2fx) (split %.1f%%/%.1f%%)",
+                 f->scale_cpu, f->scale_wall, f->scale_lo, f->scale_hi, f->floor_wall, 100 * f->split,
+                 100 * (1 - f->split));
         row("mem: two workers", f, f->w2, x);
     }
     struct rusage ru;
@@ -460,9 +502,10 @@ static void print_figures(const struct figures *f)
                (double)f->file.cpu / (double)f->packets, mpps(f->packets, f->filep.cpu), mpps(f->packets, f->pcap.wall),
                mpps(f->packets, f->file.wall));
     if (f->have_mem)
-        printf(" mem_mpps=%.4f mem_ns=%.1f memtrack_mpps=%.4f w2_mpps=%.4f scale2=%.3f scale2_wall=%.3f",
+        printf(" mem_mpps=%.4f mem_ns=%.1f memtrack_mpps=%.4f w2_mpps=%.4f scale2=%.3f scale2_wall=%.3f"
+               " scale2_lo=%.3f scale2_hi=%.3f floor2_wall=%.3f",
                mpps(f->packets, f->mem.cpu), (double)f->mem.cpu / (double)f->packets, mpps(f->packets, f->trk.cpu),
-               mpps(f->packets, f->w2.cpu), f->scale_cpu, f->scale_wall);
+               mpps(f->packets, f->w2.cpu), f->scale_cpu, f->scale_wall, f->scale_lo, f->scale_hi, f->floor_wall);
     printf(" rss_mb=%.1f\n", (double)ru.ru_maxrss / 1024.0);
 }
 

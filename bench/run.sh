@@ -161,7 +161,8 @@ row "Engine flood: $(kv "$F" eflood_packets) SYNs: RSS growth (MB)" "$G" "-" "-"
 
 S=$(kv "$E" scale2) SW=$(kv "$E" scale2_wall)
 row "Two workers vs one, in memory (per-thread CPU time)" "${S}x" "1 worker $(kv "$E" mem_mpps)" "$S" ">= 1.7" "$(pass "$S >= 1.7")"
-row "Two workers vs one, in memory (wall clock)" "${SW}x" "-" "$SW" ">= 1.7" "$(pass "$SW >= 1.7")"
+row "Two workers vs one, in memory (wall clock; lowest-highest of 9 pairs $(kv "$E" scale2_lo)-$(kv "$E" scale2_hi))" "${SW}x" "-" "$SW" ">= 1.7" "$(pass "$SW >= 1.7")"
+row "The reading floor, two loops vs one, paired the same way (wall clock)" "$(kv "$E" floor2_wall)x" "-" "$(kv "$E" floor2_wall)" "-" "info"
 
 echo
 echo "| Figure | Value | Baseline | Ratio | Target | Result |"
