@@ -16,6 +16,21 @@
 #    queue length and socket buffer: a censor that cannot keep up drops, TCP
 #    slows down to what it can take, and the packets it handled per second
 #    are its capacity (fail-open would let the surplus bypass it unseen).
+# 3. One worker against two (--workers 1 / 2, every packet queued,
+#    fail-closed), alternating rounds in the same lab with the same
+#    WORKER_FLOWS (default 4) parallel plain TCP downloads, plus the same
+#    downloads with no censor at all (what the traffic alone costs). The
+#    kernel's --queue-balance hashes the address pair only (not the ports),
+#    so flows from one client address all land in one queue: the client gets
+#    extra addresses 192.0.2.10.. and a calibration step (two workers, one
+#    1-byte fetch per address, the kernel's per-queue packet counters) picks
+#    WORKER_FLOWS/2 addresses that land in each queue; every flow binds one.
+#    Per mode: packets per wall second, per censor-CPU-second (utime + stime
+#    of all the censor's threads, /proc/PID/task/*/stat), per second of the
+#    busiest worker (what the wall clock would show if each worker had a core
+#    of its own, as the offline two-worker figure is taken), and the CPU
+#    seconds of the server, the clients and the whole machine (/proc/stat).
+#    SKIP_WORKERS=1 leaves this round out.
 #
 # The machine's cores are shared by the client, the server and the censor
 # (and by anyone else), so figures vary from run to run: compare within one run.
@@ -125,3 +140,183 @@ stop_censor
 p=$(sed -n 's/^packets \([0-9]*\).*/\1/p' "$dir/naive.log")
 awk -v p="$p" -v s="$(echo "$line" | num duration_s)" -v k="$(echo "$line" | num kbps)" 'BEGIN {
     printf "   %-28s %9.0f packets/s  %7.0f Mbit/s\n", "naive loop (engine)", p / s, k / 1000 }'
+
+# ---- 3. one worker vs two, every packet queued ----
+if [ "${SKIP_WORKERS:-0}" = 1 ]; then
+    echo
+    echo "3. one worker vs two: skipped (SKIP_WORKERS=1)"
+    exit 0
+fi
+FLOWS=${WORKER_FLOWS:-4}
+case $FLOWS in '' | *[!0-9]* | 0) FLOWS=4 ;; esac
+[ $((FLOWS % 2)) = 0 ] || FLOWS=$((FLOWS + 1))
+HZ=$(getconf CLK_TCK)
+server_pid=$(sed -n 's/^server_pid //p' "$dir/state")
+
+# The fields of /proc/.../stat after "PID (COMM) ": $12 utime, $13 stime, $14 cutime, $15 cstime.
+ticks() { sed 's/^.*) //' "$1" 2>/dev/null | awk '{ print $12 + $13 }'; }
+# Each thread of PID as "TID NAME TICKS WAIT-NS" (worker threads are named sd-queue-N; WAIT-NS: time
+# spent runnable but waiting for a CPU, from schedstat).
+thread_ticks() {
+    for t in /proc/"$1"/task/*; do
+        echo "${t##*/} $(cat "$t/comm") $(ticks "$t/stat") $(awk '{ print $2 + 0 }' "$t/schedstat" 2>/dev/null || echo 0)"
+    done
+}
+machine_busy() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # user nice system irq softirq steal
+# TCP segments sent, by the kernel's count (in MSS-sized segments: what the queue sees), in namespace ROLE.
+outsegs() {
+    "$SD" lab exec "$id" "$1" -- cat /proc/net/snmp |
+        awk '$1 == "Tcp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") c = i; h = 1 } else print $c }'
+}
+# Per queue of the censor: "QUEUE PACKETS QUEUE-FULL-DROPS SOCKET-FULL-DROPS" (since the queue was bound).
+queues() { "$SD" lab exec "$id" censor -- cat /proc/net/netfilter/nfnetlink_queue | awk '{ print $1, $8, $6, $7 }'; }
+# One plain download bound to ADDR, its JSON line then "cpu TICKS" (its own user + system time) into OUT.
+fetch_cpu() { # OUT ADDR SECONDS-or-"--bytes N"
+    local out=$1 a=$2
+    shift 2
+    # shellcheck disable=SC2016 # expanded by the inner bash: its own pid and its children's times
+    "$SD" lab exec "$id" client -- bash -c '"$@"; set -- $(sed "s/^.*) //" /proc/$$/stat); echo "cpu $((${14} + ${15}))"' \
+        _ "$SD" lab fetch --plain --skip 0 --bind "$a" "$@" 203.0.113.2 >"$out" 2>&1
+}
+
+# Calibration: which client address lands in which queue with two workers.
+run_censor "$dir/w-calib.log" 0 --workers 2
+declare -a pick0=() pick1=()
+for i in $(seq 10 73); do
+    a=192.0.2.$i
+    "$SD" lab exec "$id" client -- ip addr add "$a/24" dev eth0 2>/dev/null
+    b0=$(queues | awk '$1 == 0 { print $2 }')
+    b1=$(queues | awk '$1 == 1 { print $2 }')
+    fetch_cpu "$dir/w-calib.out" "$a" --bytes 1
+    a0=$(queues | awk '$1 == 0 { print $2 }')
+    a1=$(queues | awk '$1 == 1 { print $2 }')
+    if [ "$a0" -gt "$b0" ] && [ "$a1" = "$b1" ] && [ ${#pick0[@]} -lt $((FLOWS / 2)) ]; then
+        pick0+=("$a")
+    elif [ "$a1" -gt "$b1" ] && [ "$a0" = "$b0" ] && [ ${#pick1[@]} -lt $((FLOWS / 2)) ]; then
+        pick1+=("$a")
+    fi
+    [ ${#pick0[@]} -ge $((FLOWS / 2)) ] && [ ${#pick1[@]} -ge $((FLOWS / 2)) ] && break
+done
+stop_censor
+echo
+if [ ${#pick0[@]} -lt $((FLOWS / 2)) ] || [ ${#pick1[@]} -lt $((FLOWS / 2)) ]; then
+    echo "3. one worker vs two: skipped (no $((FLOWS / 2)) client addresses per queue among 192.0.2.10-73)"
+    exit 0
+fi
+ADDRS=()
+for ((i = 0; i < FLOWS / 2; i++)); do ADDRS+=("${pick0[i]}" "${pick1[i]}"); done
+echo "3. one worker vs two, every packet queued ($FLOWS plain TCP downloads, $S s, from ${ADDRS[*]}:"
+echo "   $((FLOWS / 2)) per queue with two workers; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# One round of one mode: "workers 1", "workers 2" or "none" (no censor). Prints its lines and
+# appends its figures to $dir/w-sums for the means.
+w_round() { # ROUND MODE
+    local r=$1 mode=$2 w=${2#workers } log=$dir/w-$1-${2// /}.log
+    local -a pids=() th0=() th1=()
+    local rc=0 s0 s1 m0 m1 t0 t1 os0 os1 oc0 oc1 k=0 ccpu=0 p qs="" f
+    if [ "$mode" != none ]; then
+        run_censor "$log" 0 --fail-closed --workers "$w"
+        mapfile -t th0 < <(thread_ticks "$CPID")
+    fi
+    # The slow samples (lab exec) outside the timed interval, the machine's inside it.
+    os0=$(outsegs server)
+    oc0=$(outsegs client)
+    s0=$(ticks "/proc/$server_pid/stat")
+    t0=$(date +%s%N)
+    m0=$(machine_busy)
+    for ((i = 0; i < FLOWS; i++)); do
+        fetch_cpu "$dir/w-$r-${mode// /}-$i.out" "${ADDRS[i]}" --seconds "$S" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    m1=$(machine_busy)
+    t1=$(date +%s%N)
+    s1=$(ticks "/proc/$server_pid/stat")
+    [ "$mode" != none ] && mapfile -t th1 < <(thread_ticks "$CPID")
+    os1=$(outsegs server)
+    oc1=$(outsegs client)
+    if [ "$mode" != none ]; then
+        qs=$(queues)
+        stop_censor
+        p=$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)
+        rc=$(sed -n 's/.*(receives \([0-9]*\),.*/\1/p' "$log" | tail -1)
+    else
+        p=$((os1 - os0 + oc1 - oc0))
+    fi
+    for ((i = 0; i < FLOWS; i++)); do
+        f=$dir/w-$r-${mode// /}-$i.out
+        k=$(awk -v a="$k" -v b="$(num kbps <"$f")" 'BEGIN { print a + b }')
+        ccpu=$((ccpu + $(sed -n 's/^cpu //p' "$f")))
+    done
+    # Censor threads: "NAME TICKS WAIT-NS" during the transfers (by thread id).
+    local tl
+    tl=$(printf '%s\n' "${th0[@]}" -- "${th1[@]}" | awk '
+        $0 == "--" { end = 1; next }
+        NF == 4 && !end { a[$1] = $3; b[$1] = $4 }
+        NF == 4 && end { printf "%s %d %.0f\n", $2, $3 - a[$1], $4 - b[$1] }')
+    awk -v r="$r" -v mode="$mode" -v p="$p" -v k="$k" -v t0="$t0" -v t1="$t1" -v hz="$HZ" \
+        -v srv=$((s1 - s0)) -v cli="$ccpu" -v mach=$((m1 - m0)) -v segs=$((os1 - os0 + oc1 - oc0)) \
+        -v ncpu="$(nproc)" -v tl="$tl" -v qs="$qs" -v rc="$rc" 'BEGIN {
+        wall = (t1 - t0) / 1e9
+        n = split(tl, L, "\n"); cen = 0; busiest = 0; bwait = 0; thr = ""
+        for (i = 1; i <= n; i++) {
+            if (split(L[i], f, " ") < 3) continue
+            cen += f[2]
+            if (f[1] ~ /^sd-queue-/) {
+                if (f[2] > busiest) { busiest = f[2]; bwait = f[3] / 1e9 }
+                thr = thr sprintf(" %s %.2f (waited %.2f)", f[1], f[2] / hz, f[3] / 1e9)
+            } else thr = thr sprintf(" %s(main) %.2f", f[1], f[2] / hz)
+        }
+        printf "  round %d %-9s %9.0f %s  %6.0f Mbit/s", r, mode, p / wall, (mode == "none" ? "segments/s" : "packets/s "), k / 1000
+        if (mode != "none") printf "  %8.0f per censor-CPU-s  %8.0f per busiest-worker-s", (cen ? p / (cen / hz) : 0), (busiest ? p / (busiest / hz) : 0)
+        printf "\n"
+        printf "     CPU s in %.2f s:", wall
+        if (mode != "none") printf " censor %.2f (%s ),", cen / hz, substr(thr, 2)
+        printf " server %.2f, clients %.2f, machine %.2f of %.2f (%.0f%% busy; others %.2f)", srv / hz, cli / hz, mach / hz, ncpu * wall,
+               100 * mach / hz / (ncpu * wall), (mach - cen - srv - cli) / hz
+        if (mode != "none") printf "; busiest worker ran %.0f%% and waited for a CPU %.0f%% of the time", 100 * busiest / hz / wall, 100 * bwait / wall
+        printf "\n"
+        if (mode != "none") {
+            m = split(qs, Q, "\n"); printf "     queues:"
+            for (i = 1; i <= m; i++) if (split(Q[i], g, " ") == 4) printf " %s: %d packets (drops %d queue-full, %d socket-full);", g[1], g[2], g[3], g[4]
+            printf " TCP segments sent %d; %.1f packets per receive\n", segs, (rc ? p / rc : 0)
+        }
+        # for the means: packets, wall, censor ticks, busiest ticks, machine ticks, the lab ticks
+        printf "%s|%s|%s|%s|%s|%s|%s\n", mode, p, wall, cen, busiest, mach, cen + srv + cli > "/dev/stderr"
+    }' 2>>"$dir/w-sums"
+}
+: >"$dir/w-sums"
+for r in $(seq "$R"); do
+    for mode in "workers 1" "workers 2" none; do
+        w_round "$r" "$mode"
+    done
+done
+awk -F'|' -v hz="$HZ" -v ncpu="$(nproc)" -v la="$(cut -d' ' -f1-3 /proc/loadavg)" '
+    { p[$1] += $2; t[$1] += $3; c[$1] += $4; b[$1] += $5; m[$1] += $6; l[$1] += $7 }
+    END {
+        for (w = 1; w <= 2; w++) {
+            k = "workers " w
+            wall[w] = p[k] / t[k]; cpu[w] = c[k] ? p[k] / (c[k] / hz) : 0; bus[w] = b[k] ? p[k] / (b[k] / hz) : 0
+            printf "   %-9s %9.0f packets/s  %8.0f per censor-CPU-s  %8.0f per busiest-worker-s  machine %.0f%% busy, the lab %.0f%%\n",
+                   k, wall[w], cpu[w], bus[w], 100 * m[k] / hz / (ncpu * t[k]), 100 * l[k] / hz / (ncpu * t[k])
+        }
+        printf "   %-9s %9.0f TCP segments/s (no censor)  machine %.0f%% busy, the lab %.0f%%\n",
+               "none", p["none"] / t["none"], 100 * m["none"] / hz / (ncpu * t["none"]), 100 * l["none"] / hz / (ncpu * t["none"])
+        # What a packet costs the lab (censor, clients, server, and the kernel work done in their
+        # time: forwarding, TCP), and the packet rate all the CPUs would give at the two-worker cost.
+        for (w = 1; w <= 2; w++) us[w] = 1e6 * l["workers " w] / hz / p["workers " w]
+        printf "   lab CPU per packet: workers 1 %.1f us, workers 2 %.1f us, no censor %.1f us (per segment)\n",
+               us[1], us[2], 1e6 * l["none"] / hz / p["none"]
+        # The machine with nothing else on it, at the measured costs per packet: cw in the censor
+        # threads, ct in the clients and the server (kernel work is charged to whichever of them
+        # it ran under). W workers run at most W/cw (a CPU each) and at most ncpu/(cw+ct) (all CPUs).
+        printf "   bound, %d CPUs for the lab alone:", ncpu
+        for (w = 1; w <= 2; w++) {
+            k = "workers " w; cw = c[k] / hz / p[k]; ct = (l[k] - c[k]) / hz / p[k]
+            a = ncpu / (cw + ct); bd[w] = (w / cw < a ? w / cw : a)
+            printf " %s: censor %.1f + traffic %.1f us per packet, <= %.0f packets/s;", k, 1e6 * cw, 1e6 * ct, bd[w]
+        }
+        printf " wall scaling <= %.2fx\n", bd[2] / bd[1]
+        printf "   scaling 2/1: wall %.2fx, per censor-CPU-second %.2fx, per busiest-worker second %.2fx (target >= 1.7); load average %s\n",
+               wall[2] / wall[1], cpu[2] / cpu[1], bus[2] / bus[1], la
+    }' "$dir/w-sums"
