@@ -19,21 +19,9 @@
 #include "gen.h"
 #include "pkt.h"
 #include "policy.h"
+#include "tpolicy.h"
 
 #define SEC 1000000000ULL
-
-static struct sd_policy *policy(const char *text)
-{
-    struct sd_policy_error err;
-    struct sd_policy_builder *b = sd_policy_builder_new();
-    assert_non_null(b);
-    if (sd_policy_builder_parse(b, "test.pol", text, strlen(text), &err) != 0)
-        fail_msg("%s:%u: %s", err.file, err.line, err.msg);
-    struct sd_policy *p = sd_policy_builder_finish(b, &err);
-    assert_non_null(p);
-    sd_policy_builder_free(b);
-    return p;
-}
 
 struct events {
     int n, types[64];
@@ -107,7 +95,7 @@ static const char pol1[] = "set inspect.extra 0\n"
 
 static void test_rule_counters(void **state)
 {
-    struct sd_policy *p1 = policy(pol1);
+    struct sd_policy *p1 = tpolicy(pol1);
     struct events ev = {0};
     struct sd_engine_config cfg = {.max_flows = 64, .track = true, .on_event = on_event, .arg = &ev};
     struct sd_engine *e = sd_engine_new(p1, &cfg);
@@ -167,7 +155,7 @@ static void test_rule_counters(void **state)
     assert_int_equal(st.flow_capacity, 64);
 
     /* A reload keeps "t" (same name, same action: counters and the flow stay) and drops "allow". */
-    struct sd_policy *p2 = policy("names bad blocked.test\nrule t when sni in bad then drop\n");
+    struct sd_policy *p2 = tpolicy("names bad blocked.test\nrule t when sni in bad then drop\n");
     sd_engine_set_policy(e, p2);
     assert_int_equal(sd_engine_rule_stats(e, rs, 8), 2);
     assert_int_equal(rs[0].packets, 11);
@@ -180,7 +168,7 @@ static void test_rule_counters(void **state)
 
     /* A reload where "t" becomes a throttle: a new rule as far as counters go; a's action ends. */
     int before = ev.n;
-    struct sd_policy *p3 = policy("names bad blocked.test\nrule t when sni in bad then throttle\n");
+    struct sd_policy *p3 = tpolicy("names bad blocked.test\nrule t when sni in bad then throttle\n");
     sd_engine_set_policy(e, p3);
     assert_int_equal(ev.n, before + 1);
     assert_int_equal(ev.types[before], SD_EV_ACTION_END);
@@ -204,7 +192,7 @@ static void test_rule_counters(void **state)
 /* B1 (2022): a SYN from outside makes a flow under an action ineligible: an action_end event. */
 static void test_remote_syn_ends_action(void **state)
 {
-    struct sd_policy *p = policy("set eligibility.remote-syn-unblocks on\nnames bad blocked.test\n"
+    struct sd_policy *p = tpolicy("set eligibility.remote-syn-unblocks on\nnames bad blocked.test\n"
                                  "rule t when sni in bad then drop\n");
     struct events ev = {0};
     struct sd_engine_config cfg = {.max_flows = 16, .track = true, .on_event = on_event, .arg = &ev};

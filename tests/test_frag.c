@@ -19,6 +19,7 @@
 #include "gen.h"
 #include "pkt.h"
 #include "policy.h"
+#include "tpolicy.h"
 
 #define SEC 1000000000ULL
 
@@ -112,19 +113,6 @@ static void test_queues_and_exhaustion(void **state)
     assert_null(sd_frag_new(0, 0));
 }
 
-static struct sd_policy *policy(const char *text)
-{
-    struct sd_policy_error err;
-    struct sd_policy_builder *b = sd_policy_builder_new();
-    assert_non_null(b);
-    if (sd_policy_builder_parse(b, "test.pol", text, strlen(text), &err) != 0)
-        fail_msg("%s:%u: %s", err.file, err.line, err.msg);
-    struct sd_policy *p = sd_policy_builder_finish(b, &err);
-    assert_non_null(p);
-    sd_policy_builder_free(b);
-    return p;
-}
-
 static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns)
 {
     (void)l3;
@@ -138,8 +126,8 @@ static void on_release(void *arg, const uint8_t *l3, size_t len, uint64_t ts_ns)
 static void test_engine_pool_on_reload(void **state)
 {
     (void)state;
-    struct sd_policy *off = policy("names bad blocked.test\nrule t when sni in bad then drop\n");
-    struct sd_policy *on = policy("set frag.buffer on\nnames bad blocked.test\nrule t when sni in bad then drop\n");
+    struct sd_policy *off = tpolicy("names bad blocked.test\nrule t when sni in bad then drop\n");
+    struct sd_policy *on = tpolicy("set frag.buffer on\nnames bad blocked.test\nrule t when sni in bad then drop\n");
     int got = 0;
     struct sd_engine_config cfg = {.max_flows = 64, .reasm_slots = 2, .frag_slots = 2, .on_release = on_release,
                                    .arg = &got};
