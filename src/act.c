@@ -146,6 +146,43 @@ static bool police(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
     return false;
 }
 
+/*
+ * Whether the freeze drops |pkt| (of a direction it applies to). The first n
+ * bytes of the stream pass and nothing after them. Over TCP in one direction
+ * the bytes are told by sequence number (u.cnt[1]: the first data byte seen,
+ * u.cnt[0]: FZ_*): a segment that starts within the first n bytes passes even
+ * when it comes again, so a segment lost beyond the censor can be resent and
+ * the freeze lands at n bytes of the stream, not short of it; once a segment
+ * beyond them has come, every other packet is dropped (ACKs and FIN too). For
+ * UDP, or both directions at once, the payload bytes are counted as they
+ * come (u.cnt[1]), retransmissions included.
+ */
+enum { FZ_NO_BASE, FZ_BASE, FZ_FROZEN };
+
+static bool freeze_drops(struct sd_flow *f, const struct sd_action *a, const struct sd_pkt *pkt)
+{
+    if (pkt->proto != IPPROTO_TCP || a->dirs == SD_DIR_BOTH) {
+        if (f->u.cnt[1] >= a->n)
+            return true;
+        uint64_t c = (uint64_t)f->u.cnt[1] + pkt->payload_len;
+        f->u.cnt[1] = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+        return false;
+    }
+    if (f->u.cnt[0] == FZ_NO_BASE) {
+        if (!is_data(pkt))
+            return false;
+        f->u.cnt[1] = pkt->seq;
+        f->u.cnt[0] = FZ_BASE;
+    }
+    int32_t off = (int32_t)(pkt->seq - f->u.cnt[1]);
+    if (is_data(pkt) && off < (int64_t)a->n)
+        return false; /* within the first n bytes (or before the first seen: reordered) */
+    if (!is_data(pkt) && f->u.cnt[0] != FZ_FROZEN)
+        return false;
+    f->u.cnt[0] = FZ_FROZEN;
+    return true;
+}
+
 static void replace_rst(struct sd_engine *e, const struct sd_pkt *pkt, struct sd_verdict *v)
 {
     int n = pkt->proto == IPPROTO_TCP ? sd_pkt_build_rst(e->out, sizeof(e->out), pkt) : -1;
@@ -189,18 +226,13 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
             v->kind = SD_V_DROP;
         break;
     case SD_A_FREEZE:
-        if (!applies)
+        if (!applies || !freeze_drops(f, a, pkt))
             break;
-        if (f->u.cnt[0] >= a->n) {
-            if (a->rst && !(f->state & SD_FS_RST_SENT)) {
-                f->state |= SD_FS_RST_SENT;
-                replace_rst(e, pkt, v);
-            } else {
-                v->kind = SD_V_DROP;
-            }
+        if (a->rst && !(f->state & SD_FS_RST_SENT)) {
+            f->state |= SD_FS_RST_SENT;
+            replace_rst(e, pkt, v);
         } else {
-            uint64_t c = (uint64_t)f->u.cnt[0] + pkt->payload_len;
-            f->u.cnt[0] = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+            v->kind = SD_V_DROP;
         }
         break;
     case SD_A_IPBLOCK:

@@ -211,11 +211,48 @@ static void test_remote_syn_ends_action(void **state)
     sd_policy_free(p);
 }
 
+/* The freeze (cdn25) lets the first n bytes of the server's stream through
+ * and nothing after, by sequence number: a segment within them that comes
+ * again after the freeze (lost beyond the censor and resent) still passes;
+ * data beyond them, and once frozen the server's ACKs, are dropped. */
+static void test_freeze_resend(void **state)
+{
+    (void)state;
+    struct sd_policy *p = tpolicy("ips far 203.0.113.0/24\n"
+                                  "rule f when server in far then freeze bytes=3000 dir=s2c\n");
+    struct sd_engine_config cfg = {.max_flows = 64};
+    struct sd_engine *e = sd_engine_new(p, &cfg);
+    assert_non_null(e);
+    uint8_t data[1000];
+    memset(data, 'x', sizeof(data));
+    struct conn c = {.e = e, .cport = 40010, .cseq = 1000, .sseq = 0xfffff000u, .t = 10 * SEC}; /* seq wraps inside */
+    feed(&c, 0, SD_TCP_SYN, NULL, 0); /* the rule fires here: the server's address */
+    assert_int_equal(feed(&c, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0).kind, SD_V_PASS);
+    feed(&c, 0, SD_TCP_ACK, NULL, 0);
+    uint32_t second = 0;
+    for (int i = 0; i < 3; i++) { /* bytes 0-2999 */
+        if (i == 1)
+            second = c.sseq;
+        assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_PASS);
+    }
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_DROP); /* from byte 3000 */
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, NULL, 0).kind, SD_V_DROP);            /* frozen: ACKs too */
+    uint32_t next = c.sseq;
+    c.sseq = second; /* bytes 1000-1999 again */
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data)).kind, SD_V_PASS);
+    c.sseq = next;
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_DROP);
+    assert_int_equal(feed(&c, 0, SD_TCP_ACK, NULL, 0).kind, SD_V_PASS); /* the client's side is not frozen */
+    sd_engine_free(e);
+    sd_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_counters),
         cmocka_unit_test(test_remote_syn_ends_action),
+        cmocka_unit_test(test_freeze_resend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
