@@ -89,9 +89,10 @@ struct pat {
 /*
  * A slot of the suffix table: 32 bytes, two per cache line, holding all a
  * probe needs for keys up to SLOT_INLINE bytes. A longer key keeps its first
- * SLOT_PREFIX bytes here and the offset of the whole key in longkeys after them.
+ * SLOT_INLINE - 8 bytes here and the offset of the whole key in longkeys after
+ * them (key_put()).
  */
-enum { SLOT_INLINE = 22, SLOT_PREFIX = 14 };
+enum { SLOT_INLINE = 22 };
 
 struct slot {
     uint32_t fp;     /* the high half of the key's SipHash */
@@ -345,6 +346,44 @@ static inline size_t tail_index(const struct sd_names *s, uint64_t f8)
     return (size_t)(((f8 ^ (f8 >> 29)) * 0x94d049bb133111ebULL) >> s->tshift);
 }
 
+/*
+ * Keys in slots (both tables): up to |inl| bytes inline; a longer key keeps
+ * its first inl - 8 bytes there, then the offset of the whole key in
+ * |longkeys|.
+ */
+static void key_put(uint8_t *key, size_t inl, uint8_t *longkeys, size_t *longlen, const uint8_t *k, size_t n)
+{
+    if (n <= inl) {
+        memcpy(key, k, n);
+        return;
+    }
+    uint64_t off = *longlen;
+    memcpy(key, k, inl - sizeof(off));
+    memcpy(key + inl - sizeof(off), &off, sizeof(off));
+    memcpy(longkeys + off, k, n);
+    *longlen += n;
+}
+
+/* Whether the key stored by key_put() (|n| bytes long) equals fold(p[0..n)). */
+static inline bool key_eq(const struct sd_names *s, const uint8_t *key, size_t inl, const uint8_t *longkeys,
+                          const uint8_t *p, size_t n)
+{
+    const uint8_t *k = key;
+    size_t j = 0, in = n <= inl ? n : inl - sizeof(uint64_t);
+    while (j < in && k[j] == s->fold[p[j]])
+        j++;
+    if (j < in)
+        return false;
+    if (n > inl) {
+        uint64_t off;
+        memcpy(&off, key + in, sizeof(off));
+        k = longkeys + off;
+        while (j < n && k[j] == s->fold[p[j]])
+            j++;
+    }
+    return j == n;
+}
+
 /* The slot whose key equals fold(p[0..n)) for slot hash |h|, or NULL. */
 static const struct slot *table_find(const struct sd_names *s, uint64_t h, const uint8_t *p, size_t n)
 {
@@ -353,22 +392,7 @@ static const struct slot *table_find(const struct sd_names *s, uint64_t h, const
         const struct slot *sl = &s->slots[i];
         if (sl->len == 0)
             return NULL;
-        if (sl->fp != fp || sl->len != n)
-            continue;
-        const uint8_t *k = sl->key;
-        size_t j = 0, inl = n <= SLOT_INLINE ? n : SLOT_PREFIX;
-        while (j < inl && k[j] == s->fold[p[j]])
-            j++;
-        if (j < inl)
-            continue;
-        if (n > SLOT_INLINE) {
-            uint64_t off;
-            memcpy(&off, sl->key + SLOT_PREFIX, sizeof(off));
-            k = s->longkeys + off;
-            while (j < n && k[j] == s->fold[p[j]])
-                j++;
-        }
-        if (j == n)
+        if (sl->fp == fp && sl->len == n && key_eq(s, sl->key, SLOT_INLINE, s->longkeys, p, n))
             return sl;
     }
 }
@@ -386,15 +410,7 @@ static uint32_t table_insert(struct sd_names *s, uint64_t h, const uint8_t *k, s
         i = (i + 1) & s->smask;
     struct slot *sl = &s->slots[i];
     *sl = (struct slot){.fp = (uint32_t)(h >> 32), .triple = *nrec, .len = (uint16_t)n};
-    if (n <= SLOT_INLINE) {
-        memcpy(sl->key, k, n);
-    } else {
-        uint64_t off = *longlen;
-        memcpy(sl->key, k, SLOT_PREFIX);
-        memcpy(sl->key + SLOT_PREFIX, &off, sizeof(off));
-        memcpy(s->longkeys + off, k, n);
-        *longlen += n;
-    }
+    key_put(sl->key, SLOT_INLINE, s->longkeys, longlen, k, n);
     return (*nrec)++;
 }
 
@@ -644,12 +660,11 @@ enum {
     QLONG = 15,     /* q8 bit for keys of 8 + QLONG bytes or more */
     Q4_LONGER = 16, /* q4 bit: some key of 8 bytes or more ends with these 4 */
     SSLOT_INLINE = 18,
-    SSLOT_PREFIX = 10,
 };
 
 /* A slot of the substring table: 32 bytes, like struct slot, with the tags in
- * place of a triple. A longer key keeps its first SSLOT_PREFIX bytes and the
- * offset of the whole key in longkeys. */
+ * place of a triple. A longer key keeps its first SSLOT_INLINE - 8 bytes and
+ * the offset of the whole key in longkeys (key_put()). */
 struct sslot {
     uint64_t tags;
     uint32_t fp;
@@ -708,22 +723,7 @@ static const struct sslot *sub_find(const struct sd_names *s, uint64_t g, const 
         const struct sslot *sl = &u->slots[i];
         if (sl->len == 0)
             return NULL;
-        if (sl->fp != fp || sl->len != n)
-            continue;
-        const uint8_t *k = sl->key;
-        size_t j = 0, inl = n <= SSLOT_INLINE ? n : SSLOT_PREFIX;
-        while (j < inl && k[j] == s->fold[p[j]])
-            j++;
-        if (j < inl)
-            continue;
-        if (n > SSLOT_INLINE) {
-            uint64_t off;
-            memcpy(&off, sl->key + SSLOT_PREFIX, sizeof(off));
-            k = u->longkeys + off;
-            while (j < n && k[j] == s->fold[p[j]])
-                j++;
-        }
-        if (j == n)
+        if (sl->fp == fp && sl->len == n && key_eq(s, sl->key, SSLOT_INLINE, u->longkeys, p, n))
             return sl;
     }
 }
@@ -815,15 +815,7 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
             i = (i + 1) & u->smask;
         sl = &u->slots[i];
         *sl = (struct sslot){.fp = (uint32_t)g, .len = (uint16_t)n};
-        if (n <= SSLOT_INLINE) {
-            memcpy(sl->key, k, n);
-        } else {
-            uint64_t off = *longlen;
-            memcpy(sl->key, k, SSLOT_PREFIX);
-            memcpy(sl->key + SSLOT_PREFIX, &off, sizeof(off));
-            memcpy(u->longkeys + off, k, n);
-            *longlen += n;
-        }
+        key_put(sl->key, SSLOT_INLINE, u->longkeys, longlen, k, n);
     }
     sl->tags |= (uint64_t)1 << tag;
 }
