@@ -489,7 +489,7 @@ static void row(const char *what, const struct figures *f, struct span s, const 
 
 static void print_figures(const struct figures *f)
 {
-    char x[128];
+    char x[160];
     if (f->have_file) {
         row("libpcap read loop (floor)", f, f->pcap, "");
         row("pcapfile read loop", f, f->reader, "");
@@ -501,8 +501,10 @@ static void print_figures(const struct figures *f)
         snprintf(x, sizeof(x), "%llu dropped", (unsigned long long)f->drops_mem);
         row("mem: decode+engine", f, f->mem, x);
         row("mem: decode+engine+track", f, f->trk, "");
-        snprintf(x, sizeof(x), "scaling %.2fx cpu, %.2fx wall (%.2f-%.2f), best %.2fx; reading floor %.2fx, best %.2fx",
-                 f->scale_cpu, f->scale_wall, f->scale_lo, f->scale_hi, f->scale_best, f->floor_wall, f->floor_best);
+        snprintf(x, sizeof(x),
+                 "scaling %.2fx cpu, %.2fx wall (%.2f-%.2f), best %.2fx; reading floor %.2fx, best %.2fx; split %.1f%%",
+                 f->scale_cpu, f->scale_wall, f->scale_lo, f->scale_hi, f->scale_best, f->floor_wall, f->floor_best,
+                 100 * f->split);
         row("mem: two workers", f, f->w2, x);
     }
     struct rusage ru;

@@ -133,33 +133,39 @@ qstat() {
     "$SD" lab exec "$id" censor -- cat /proc/net/netfilter/nfnetlink_queue |
         awk '$1 == 0 { printf "     kernel: queue-full drops %d, socket-full drops %d\n", $6, $7 }'
 }
+HZ=$(getconf CLK_TCK)
+# The fields of /proc/.../stat after "PID (COMM) ": $12 utime, $13 stime, $14 cutime, $15 cstime.
+ticks() { sed 's/^.*) //' "$1" 2>/dev/null | awk '{ print $12 + $13 }'; }
 # CPU ticks (user + system) of all the threads of PID so far.
-cpu_ticks() { cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/^.*) //' | awk '{ t += $12 + $13 } END { print t + 0 }'; }
-# pps_line LABEL PACKETS SECONDS KBPS TICKS: packets per wall second and per
-# second of the censor's CPU. When the lab's traffic, not the censor, is the
-# limit (the censor idles part of the time), only the second compares censors.
-pps_line() {
-    awk -v l="$1" -v p="$2" -v s="$3" -v k="$4" -v t="$5" -v hz="$(getconf CLK_TCK)" 'BEGIN {
-        printf "   %-28s %9.0f packets/s  %7.0f Mbit/s  %9.0f per censor-CPU-s (%.2f s of CPU)\n",
-               l, p / s, k / 1000, (t > 0 ? p / (t / hz) : 0), t / hz }'
+cpu_ticks() { for t in /proc/"$1"/task/*; do ticks "$t/stat"; done | awk '{ t += $1 } END { print t + 0 }'; }
+# Runs the download against the censor started as CPID, then stops it: LINE
+# is the fetch's JSON, TICKS the censor's CPU ticks meanwhile.
+timed_fetch() {
+    local c0
+    c0=$(cpu_ticks "$CPID")
+    LINE=$(fetch)
+    TICKS=$(($(cpu_ticks "$CPID") - c0))
+    qstat
+    stop_censor
 }
+# pps_line KEY LABEL PACKETS: prints and keeps (PPS, CPS by KEY) the packets
+# per wall second and per second of the censor's CPU of the last
+# timed_fetch. When the lab's traffic, not the censor, is the limit (the
+# censor idles part of the time), only the second compares censors.
 declare -A PPS CPS
+pps_line() {
+    PPS[$1]=$(awk -v p="$3" -v s="$(num duration_s <<<"$LINE")" 'BEGIN { print p / s }')
+    CPS[$1]=$(awk -v p="$3" -v t="$TICKS" -v hz="$HZ" 'BEGIN { print (t > 0 ? p / (t / hz) : 0) }')
+    awk -v l="$2" -v pps="${PPS[$1]}" -v k="$(num kbps <<<"$LINE")" -v cps="${CPS[$1]}" -v t="$TICKS" -v hz="$HZ" 'BEGIN {
+        printf "   %-28s %9.0f packets/s  %7.0f Mbit/s  %9.0f per censor-CPU-s (%.2f s of CPU)\n",
+               l, pps, k / 1000, cps, t / hz }'
+}
 pps_run() { # KEY LABEL LOG [run options]
     local key=$1 label=$2 log=$3
     shift 3
     run_censor "$log" 0 "$@"
-    local line c0 c1
-    c0=$(cpu_ticks "$CPID")
-    line=$(fetch)
-    c1=$(cpu_ticks "$CPID")
-    qstat
-    stop_censor
-    local p secs
-    p=$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)
-    secs=$(echo "$line" | num duration_s)
-    pps_line "$label" "$p" "$secs" "$(echo "$line" | num kbps)" $((c1 - c0))
-    PPS[$key]=$(awk -v p="$p" -v s="$secs" 'BEGIN { print p / s }')
-    CPS[$key]=$(awk -v p="$p" -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print (t > 0 ? p / (t / hz) : 0) }')
+    timed_fetch
+    pps_line "$key" "$label" "$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)"
     grep "receives" "$log" | tail -1 | sed 's/^slowdown run: /     /'
 }
 echo
@@ -171,18 +177,11 @@ pps_run noengine "slowdown run --no-engine" "$dir/pps-noengine.log" --fail-close
     "$SD" lab exec "$id" censor -- "${cmd[@]}" || exit 1
 done
 start_censor "$dir/naive.log" "" "$NAIVE" --queue 0 --preset tw21-initial
-c0=$(cpu_ticks "$CPID")
-line=$(fetch)
-c1=$(cpu_ticks "$CPID")
-qstat
-stop_censor
-p=$(sed -n 's/^packets \([0-9]*\).*/\1/p' "$dir/naive.log")
-secs=$(echo "$line" | num duration_s)
-pps_line "naive loop (engine)" "$p" "$secs" "$(echo "$line" | num kbps)" $((c1 - c0))
-awk -v rp="${PPS[run]}" -v np="$(awk -v p="$p" -v s="$secs" 'BEGIN { print p / s }')" -v rc="${CPS[run]}" \
-    -v nc="$(awk -v p="$p" -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { print (t > 0 ? p / (t / hz) : 0) }')" \
-    'BEGIN { printf "   slowdown run / naive loop: %.2fx packets per wall second, %.2fx per censor-CPU-second (target >= 3)\n",
-             (np > 0 ? rp / np : 0), (nc > 0 ? rc / nc : 0) }'
+timed_fetch
+pps_line naive "naive loop (engine)" "$(sed -n 's/^packets \([0-9]*\).*/\1/p' "$dir/naive.log")"
+awk -v rp="${PPS[run]}" -v np="${PPS[naive]}" -v rc="${CPS[run]}" -v nc="${CPS[naive]}" 'BEGIN {
+    printf "   slowdown run / naive loop: %.2fx packets per wall second, %.2fx per censor-CPU-second (target >= 3)\n",
+           (np > 0 ? rp / np : 0), (nc > 0 ? rc / nc : 0) }'
 
 # ---- 3. one worker vs two, every packet queued ----
 if [ "${SKIP_WORKERS:-0}" = 1 ]; then
@@ -193,11 +192,8 @@ fi
 FLOWS=${WORKER_FLOWS:-4}
 case $FLOWS in '' | *[!0-9]* | 0) FLOWS=4 ;; esac
 [ $((FLOWS % 2)) = 0 ] || FLOWS=$((FLOWS + 1))
-HZ=$(getconf CLK_TCK)
 server_pid=$(sed -n 's/^server_pid //p' "$dir/state")
 
-# The fields of /proc/.../stat after "PID (COMM) ": $12 utime, $13 stime, $14 cutime, $15 cstime.
-ticks() { sed 's/^.*) //' "$1" 2>/dev/null | awk '{ print $12 + $13 }'; }
 # Each thread of PID as "TID NAME TICKS WAIT-NS" (worker threads are named sd-queue-N; WAIT-NS: time
 # spent runnable but waiting for a CPU, from schedstat).
 thread_ticks() {
