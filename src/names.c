@@ -140,6 +140,8 @@ struct sd_names {
     uint16_t *tail;  /* bare suffixes: hash of their last TAIL bytes -> lengths (see table_collect) */
     unsigned tshift;
     uint8_t sufshort; /* bit n - 1: a bare suffix key of n < TAIL bytes exists */
+    uint64_t sublens[128][2]; /* substring candidate lengths by mask (sub_scan()) */
+    uint8_t subcount[128];
 
     struct subs sub;
 };
@@ -226,6 +228,14 @@ struct sd_names *sd_names_new(unsigned opts)
     if (opts & SD_NAMES_CASEFOLD)
         for (int i = 'A'; i <= 'Z'; i++)
             s->fold[i] = (uint8_t)(i - 'A' + 'a');
+    /* Bits 0-2 of a mask: lengths 1-3 (shorts[]); bits 3-6: lengths 4-7
+     * (q4[]). A row lists length - 1 for each bit set, in 16-bit fields. */
+    for (unsigned m = 0; m < 128; m++)
+        for (unsigned b = 0; b < 7; b++)
+            if (m >> b & 1) {
+                unsigned j = s->subcount[m]++;
+                s->sublens[m][j / 4] |= (uint64_t)b << 16 * (j % 4);
+            }
     return s;
 }
 
@@ -628,14 +638,13 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
 /* ---- substrings ---- */
 
 /*
- * Substring keys are found by where they end. The name is read once, left to
- * right, keeping its last 8 bytes (folded) in a word; at each position:
+ * Substring keys are found by where they end. The name is folded into a
+ * buffer (in windows of SUB_WIN positions, see sub_scan()); at each position:
  *
- *   name   w w w . e x a m p l e . c o m      <- read this way
+ *   name   w w w . e x a m p l e . c o m      <- positions, left to right
  *                          [ q8  ]           last 8 bytes: keys of 8 bytes or more
  *                              [q4 ]         last 4 bytes: keys of 4 to 7 bytes
- *                      [f4 ]                 first 4 bytes of a candidate (a ring
- *                                            of the last 256 positions' words)
+ *                      [f4 ]                 first 4 bytes of a candidate
  *
  * q4[] and q8[] map the hash of the last 4 (or 8) bytes to a bit set of the
  * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG
@@ -646,9 +655,9 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  * for a key of up to 12 bytes that is the whole key. Only a candidate passing
  * it is looked up in the table of keys and their tags, keyed by the same
  * hash, where the bytes are compared. Keys of 1 to 3 bytes are the low bytes
- * of the word: shorts[] maps the last 2 bytes to the lengths of such keys
- * that may end there (64 KB, made only when such keys exist), and a 3-byte
- * candidate goes through the pair filter. q4 and q8 take 2 to 4 and 4 to 8
+ * of the last 4: shorts[] maps the last 2 bytes to the lengths of such keys
+ * that may end there (64 KB, read at every position), and they go through
+ * the pair filter too. q4 and q8 take 2 to 4 and 4 to 8
  * bytes per key of their lengths, the filter 2 to 4 bytes per key, 3 bits in
  * one word (about 450 KB for 50 000 keywords), and the loads of successive
  * positions do not depend on each other. (A filter of one bit per key at 32
@@ -728,6 +737,91 @@ static const struct sslot *sub_find(const struct sd_names *s, uint64_t g, const 
     }
 }
 
+/*
+ * The scan runs in stages, so that its branches are few and do not depend
+ * on the name's bytes: the window is folded into a buffer (after the 255
+ * bytes before it, so no key is cut at a window's edge); a pass over its
+ * positions reads shorts[] and q4[] and appends each position's candidate
+ * lengths (up to 7, from a table by mask) to a list without a branch, and
+ * notes the positions where q4 says longer keys may end; a second pass tests
+ * each candidate against the pair filter, also without a branch; only those
+ * that pass are queued, their slots prefetched, and compared in
+ * sub_resolve() after the suffix table's candidates (sd_names_lookup()). A
+ * branch per candidate and per length bit, taken or not as the name's bytes
+ * decided, was the previous version: on the synth-mix bench it ran 1,949
+ * instructions and 28 mispredicted branches (callgrind's model) a lookup;
+ * this one runs 2,357 and 15.7, and is 10-15% faster.
+ */
+enum {
+    SUB_WIN = 256,  /* positions per window */
+    SUB_CTX = 255,  /* bytes kept before a window: the longest key, less one */
+    SUB_PAD = 8,    /* zero bytes before the name, read by the first positions' loads */
+    SUB_PASS = 16,  /* candidates past the filter, compared in a batch */
+};
+
+struct subpass {
+    uint64_t g;
+    uint32_t end; /* in the name */
+    uint32_t len;
+};
+
+struct subprobes {
+    struct subpass p[SUB_PASS];
+    unsigned n;
+    uint64_t m; /* tags of batches compared early */
+};
+
+/* By length: the shift that leaves a key under 4 bytes alone in the 4-byte
+ * word read from its start. */
+static const uint8_t sub_shift[8] = {0, 24, 16, 8, 0, 0, 0, 0};
+
+static inline uint32_t load_be32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return __builtin_bswap32(v);
+}
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return __builtin_bswap64(v);
+}
+
+/* dst[0..n) = fold(src[0..n)), 8 bytes at a time. */
+static inline void fold_copy(const struct sd_names *s, uint8_t *dst, const uint8_t *src, size_t n)
+{
+    if (!(s->opts & SD_NAMES_CASEFOLD)) {
+        memcpy(dst, src, n);
+        return;
+    }
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, low;
+        memcpy(&x, src + i, 8);
+        low = x & ~high;
+        /* high bit of a byte: at least 'A', not above 'Z', and ASCII */
+        uint64_t upper = (low + (0x80 - 'A') * ones) & ~(low + (0x80 - 'Z' - 1) * ones) & ~x & high;
+        x |= upper >> 2; /* 0x80 >> 2 is 0x20 */
+        memcpy(dst + i, &x, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = s->fold[src[i]];
+}
+
+static void sub_resolve(const struct sd_names *s, const uint8_t *name, struct subprobes *sp)
+{
+    for (unsigned i = 0; i < sp->n; i++) {
+        const struct subpass *c = &sp->p[i];
+        const struct sslot *sl = sub_find(s, c->g, name + c->end - c->len, c->len);
+        if (sl)
+            sp->m |= sl->tags;
+    }
+    sp->n = 0;
+}
+
 /* Whether the pair filter may hold hash |g|. */
 static inline bool sub_maybe(const struct subs *u, uint64_t g)
 {
@@ -735,57 +829,94 @@ static inline bool sub_maybe(const struct subs *u, uint64_t g)
     return (u->filter[(g >> 18) & u->fmask] & bits) == bits;
 }
 
-/* The tags of the candidate p[0..n) with hash |g|, or 0. */
-static __attribute__((noinline)) uint64_t sub_tags(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
+/* Queues candidate name[end - len, end), hash |g|, past the filter: its slot
+ * prefetched, compared with the next batch. One that would start before the
+ * name (the first positions read the pad) is dropped here, rarely reached. */
+static void sub_queue(const struct sd_names *s, const uint8_t *name, uint64_t g, size_t end, size_t len,
+                      struct subprobes *sp)
 {
-    const struct sslot *sl = sub_find(s, g, p, n);
-    return sl ? sl->tags : 0;
+    if (len > end)
+        return;
+    __builtin_prefetch(&s->sub.slots[sub_home(&s->sub, g)]);
+    sp->p[sp->n++] = (struct subpass){g, (uint32_t)end, (uint32_t)len};
+    if (sp->n == SUB_PASS)
+        sub_resolve(s, name, sp);
 }
 
-/* The tags of the candidate p[0..n) with hash |g|, or 0: the filter inline,
- * the table (rarely reached) out of line. */
-static inline uint64_t sub_probe(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n)
+/* The hash of the candidate of |len| < 8 bytes ending at position |e| of
+ * the buffer |b|, whose last 4 bytes hash to hl4[e]; without a branch. A
+ * key under 4 bytes hashes its own bytes alone (sub_parts()): the word from
+ * its start, shifted right past the bytes that follow it. */
+static inline uint64_t sub_short_hash(const struct sd_names *s, const uint8_t *b, const uint64_t *hl4, size_t e,
+                                      size_t len)
 {
-    return sub_maybe(&s->sub, g) ? sub_tags(s, g, p, n) : 0;
+    uint32_t f = load_be32(b + e - len) >> sub_shift[len];
+    uint64_t shorter = -(uint64_t)(len < 4), hl = (sub_last(s, f) & shorter) | (hl4[e] & ~shorter);
+    return sub_fin(hl, f, len);
 }
 
-/* The tags of all substring keys in the name. Out of line: lists without
- * substrings (the Re:filter list) keep the suffix pass compact. */
-static __attribute__((noinline)) uint64_t sub_scan(const struct sd_names *s, const uint8_t *name, size_t n)
+/* The substring keys in the name: candidates queued in |sp| (see above). */
+static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const uint8_t *name, size_t n,
+                                               struct subprobes *sp)
 {
     const struct subs *u = &s->sub;
-    uint32_t ring[256]; /* ring[e & 255]: the 4 bytes ending at position e */
-    uint64_t m = 0, w = 0;
-    unsigned lm;
-    for (size_t e = 1; e <= n; e++) {
-        w = w << 8 | s->fold[name[e - 1]];
-        uint32_t w4 = (uint32_t)w;
-        ring[e & 255] = w4;
-        for (lm = u->shorts[w4 & 0xffff] & (e < 3 ? (1u << e) - 1 : 7); lm; lm &= lm - 1) {
-            size_t len = 1 + (unsigned)__builtin_ctz(lm);
-            uint32_t k = w4 & (uint32_t)(((uint64_t)1 << (8 * len)) - 1);
-            m |= sub_probe(s, sub_hash(s, k, k, len), name + e - len, len);
+    uint8_t fb[SUB_PAD + SUB_CTX + SUB_WIN + 4]; /* + 4: a short key's word reads past the end */
+    uint64_t hl4[SUB_CTX + SUB_WIN + 1];  /* by position: sub_last() of its last 4 bytes */
+    uint16_t cand[SUB_WIN * 7 + 8];       /* position << 3 | (length - 1) */
+    uint16_t pass[SUB_WIN * 7 + 1];       /* indexes into cand[] */
+    uint16_t longer[SUB_WIN + 1];         /* positions where keys of 8 bytes or more may end */
+    const uint64_t step = 8 * 0x0001000100010001ULL;
+    memset(fb, 0, SUB_PAD);
+    for (size_t base = 0; base < n; base += SUB_WIN) {
+        /* fb[SUB_PAD + i] is name[base - ctx + i]; position e is the count
+         * of bytes after the pad up to and including the last one read. */
+        size_t ctx = SD_MIN(base, (size_t)SUB_CTX), win = SD_MIN(n - base, (size_t)SUB_WIN);
+        size_t off = base - ctx; /* index in the name of fb[SUB_PAD] */
+        const uint8_t *b = fb + SUB_PAD;
+        fold_copy(s, fb + SUB_PAD, name + off, ctx + win);
+        memset(fb + SUB_PAD + ctx + win, 0, 4);
+        /* Positions: each one's lengths to the list, no branch. */
+        size_t nc = 0, nl = 0, np = 0;
+        uint64_t at = (uint64_t)ctx * step;
+        for (size_t e = ctx + 1; e <= ctx + win; e++) {
+            uint32_t w4 = load_be32(b + e - 4);
+            uint64_t hl = sub_last(s, w4);
+            unsigned q = u->q4[hl >> u->q4shift];
+            unsigned m = (u->shorts[w4 & 0xffff] & 7) | (q & 15) << 3;
+            at += step;
+            uint64_t c0 = s->sublens[m][0] + at, c1 = s->sublens[m][1] + at;
+            memcpy(cand + nc, &c0, sizeof(c0));
+            memcpy(cand + nc + 4, &c1, sizeof(c1));
+            nc += s->subcount[m];
+            hl4[e] = hl;
+            longer[nl] = (uint16_t)e;
+            nl += (q / Q4_LONGER & 1) & (e >= 8);
         }
-        if (e < 4)
-            continue;
-        uint64_t hl = sub_last(s, w4);
-        unsigned q = u->q4[hl >> u->q4shift];
-        for (lm = q & 15; lm; lm &= lm - 1) {
-            size_t len = 4 + (unsigned)__builtin_ctz(lm);
-            if (len <= e)
-                m |= sub_probe(s, sub_fin(hl, ring[(e - len + 4) & 255], len), name + e - len, len);
+        /* Candidates of up to 7 bytes: the pair filter, no branch. */
+        for (size_t i = 0; i < nc; i++) {
+            size_t e = cand[i] >> 3, len = (cand[i] & 7) + 1;
+            pass[np] = (uint16_t)i;
+            np += sub_maybe(u, sub_short_hash(s, b, hl4, e, len));
         }
-        if (e < 8 || !(q & Q4_LONGER))
-            continue;
-        hl = sub_last(s, w);
-        for (lm = u->q8[hl >> u->q8shift]; lm; lm &= lm - 1) {
-            unsigned bit = (unsigned)__builtin_ctz(lm);
-            size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
-            for (; len <= hi && len <= e; len++)
-                m |= sub_probe(s, sub_fin(hl, ring[(e - len + 4) & 255], len), name + e - len, len);
+        for (size_t i = 0; i < np; i++) {
+            size_t e = cand[pass[i]] >> 3, len = (cand[pass[i]] & 7) + 1;
+            sub_queue(s, name, sub_short_hash(s, b, hl4, e, len), off + e, len, sp);
+        }
+        /* Keys of 8 bytes or more, where q4 says some may end. */
+        for (size_t i = 0; i < nl; i++) {
+            size_t e = longer[i];
+            uint64_t hl = sub_last(s, load_be64(b + e - 8));
+            for (unsigned lm = u->q8[hl >> u->q8shift]; lm; lm &= lm - 1) {
+                unsigned bit = (unsigned)__builtin_ctz(lm);
+                size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
+                for (; len <= hi && len <= e; len++) {
+                    uint64_t g = sub_fin(hl, load_be32(b + e - len), len);
+                    if (sub_maybe(u, g))
+                        sub_queue(s, name, g, off + e, len, sp);
+                }
+            }
         }
     }
-    return m;
 }
 
 /* Adds key |k|/|n| (folded) with tag |tag|. */
@@ -895,8 +1026,13 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
     pr.m = 0;
     if (s->slots)
         table_collect(s, name, n, &pr);
-    uint64_t m = pr.m;
+    struct subprobes sp;
+    sp.n = 0;
+    sp.m = 0;
     if (s->sub.slots) /* while the probes' cache lines arrive */
-        m |= sub_scan(s, name, n);
-    return m | table_resolve(s, name, n, pr.c, pr.n);
+        sub_scan(s, name, n, &sp);
+    uint64_t m = pr.m | table_resolve(s, name, n, pr.c, pr.n);
+    if (sp.n)
+        sub_resolve(s, name, &sp);
+    return m | sp.m;
 }

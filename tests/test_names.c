@@ -244,6 +244,59 @@ static void test_any_bytes_and_long_names(void **state)
     sd_names_free(s);
 }
 
+/*
+ * Substrings are scanned in windows of 256 positions with the 255 bytes
+ * before each: a key across a window's edge, at the first and last bytes of
+ * a long name, and many that pass in one window (more than a batch). Names
+ * are folded 8 bytes at a time: the bytes next to 'A' and 'Z' and the high
+ * ones stay as they are.
+ */
+static void test_substring_windows(void **state)
+{
+    (void)state;
+    struct sd_names *s = sd_names_new(SD_NAMES_CASEFOLD);
+    add(s, "*edge-key*", 0);
+    add(s, "*ab*", 1);
+    add(s, "*Q@[Z*", 2);
+    add(s, "*a-long-key-of-forty-bytes-for-the-q8-p*", 3);
+    add(s, "*yz*", 4);
+    const char hi[] = {'*', (char)0xE1, (char)0xE2, '*', 0};
+    add(s, hi, 5);
+    assert_int_equal(sd_names_compile(s), 0);
+    uint8_t name[1000];
+    for (size_t at = 240; at < 780; at++) { /* across the edges at 256 and 512 */
+        memset(name, '.', sizeof(name));
+        memcpy(name + at, "EDGE-KEY", 8);
+        assert_int_equal(sd_names_lookup(s, name, sizeof(name)), BIT(0));
+        memcpy(name + at - 40, "A-LONG-KEY-OF-FORTY-BYTES-FOR-THE-Q8-P", 39);
+        assert_int_equal(sd_names_lookup(s, name, sizeof(name)), BIT(0) | BIT(3));
+    }
+    memset(name, '.', sizeof(name));
+    memcpy(name, "ab", 2);
+    assert_int_equal(sd_names_lookup(s, name, sizeof(name)), BIT(1));
+    assert_int_equal(sd_names_lookup(s, name + 1, sizeof(name) - 1), 0);
+    memcpy(name + sizeof(name) - 2, "YZ", 2);
+    assert_int_equal(sd_names_lookup(s, name, sizeof(name)), BIT(1) | BIT(4));
+    assert_int_equal(sd_names_lookup(s, name, sizeof(name) - 1), BIT(1));
+    for (size_t i = 0; i < sizeof(name); i++) /* "ab" passes at every other position */
+        name[i] = "ab"[i % 2];
+    assert_int_equal(sd_names_lookup(s, name, sizeof(name)), BIT(1));
+
+    /* Folding, in the first 8 bytes: 'Q' and 'Z' fold, '@' and '[' (next to
+     * 'A' and 'Z') do not, nor 0xC1 ('A' | 0x80). Candidates are confirmed
+     * against the name folded byte by byte, so a byte folded wrongly shows
+     * only as a key missed. */
+    const uint8_t fold[] = {'x', 'Q', '@', '[', 'Z', 'x', 'x', 'x', 'x'};
+    assert_int_equal(sd_names_lookup(s, fold, sizeof(fold)), BIT(2));
+    const uint8_t nofold[] = {'x', 'q', '`', '{', 'z', 'x', 'x', 'x', 'x'};
+    assert_int_equal(sd_names_lookup(s, nofold, sizeof(nofold)), 0);
+    const uint8_t high[] = {'x', 'x', 0xC1, 0xC2, 'x', 'x', 'x', 'x', 'x'};
+    const uint8_t folded[] = {'x', 'x', 0xE1, 0xE2, 'x', 'x', 'x', 'x', 'x'};
+    assert_int_equal(sd_names_lookup(s, high, sizeof(high)), 0);
+    assert_int_equal(sd_names_lookup(s, folded, sizeof(folded)), BIT(5));
+    sd_names_free(s);
+}
+
 /* More matching suffixes than one batch of probes; a name of dots only. */
 static void test_many_suffixes(void **state)
 {
@@ -511,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_tag_masks),
         cmocka_unit_test(test_invalid_patterns),
         cmocka_unit_test(test_any_bytes_and_long_names),
+        cmocka_unit_test(test_substring_windows),
         cmocka_unit_test(test_many_suffixes),
         cmocka_unit_test(test_guard_page),
         cmocka_unit_test(test_cross_check),
