@@ -13,11 +13,13 @@ if [ ! -f "$db" ]; then
   echo "lint: $db not found (configure first: cmake -S . -B $build)" >&2
   exit 1
 fi
+# The compilation database names the generated presets_data.c: make it.
+cmake --build "$build" --target sd_presets_data >/dev/null
 jobs=$(nproc)
 rc=0
 
 echo "lint: cppcheck $(cppcheck --version | awk '{print $2}')"
-if ! cppcheck --project="$db" --file-filter='src/*' --platform=unix64 --library=posix --std=c11 \
+if ! cppcheck --project="$db" --file-filter="$PWD/src/*" --platform=unix64 --library=posix --std=c11 \
      --enable=warning,style,performance,portability --inline-suppr \
      --suppressions-list=scripts/cppcheck.supp --quiet -j "$jobs" --error-exitcode=1; then
   rc=1

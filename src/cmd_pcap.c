@@ -200,7 +200,7 @@ static int run_fast(struct run *r, struct sd_engine *e, const char *path, const 
     while ((n = sd_pcapfile_next_batch(f, rec, BATCH)) > 0) {
         for (int i = 0; i < n; i++) {
             ok[i] = sd_pkt_decode(&pkt[i], dlt, rec[i].data, rec[i].caplen) == 0;
-            if (ok[i] && i < AHEAD)
+            if (i < AHEAD && ok[i])
                 sd_engine_prefetch(e, &pkt[i]);
         }
         for (int i = 0; i < n; i++) {

@@ -62,8 +62,8 @@ static void advise_huge(void *p, size_t n)
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;
     uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
-    if (b > a)
-        madvise((void *)a, b - a, MADV_HUGEPAGE);
+    if (b > a) /* the whole huge pages inside, as offsets from p */
+        madvise((char *)p + (a - (uintptr_t)p), b - a, MADV_HUGEPAGE);
 #else
     (void)p;
     (void)n;
@@ -102,7 +102,7 @@ struct sd_engine *sd_engine_new(const struct sd_policy *pol, const struct sd_eng
      * that does gets it in sd_engine_set_policy. */
     bool frag_ok = !pol->inspect.frag_buffer || (e->frag = sd_frag_new(e->cfg.frag_slots, 0)) != NULL;
     if (e->cfg.track && (e->ext_mem = calloc((size_t)e->cfg.max_flows + 1, sizeof(*e->ext))) != NULL) {
-        e->ext = (struct sd_flow_ext *)(((uintptr_t)e->ext_mem + 63) & ~(uintptr_t)63);
+        e->ext = (struct sd_flow_ext *)((char *)e->ext_mem + (-(uintptr_t)e->ext_mem & 63)); /* 64-aligned */
         advise_huge(e->ext, (size_t)e->cfg.max_flows * sizeof(*e->ext));
     }
     e->rst = calloc(SD_POLICY_MAX_RULES + 1, sizeof(*e->rst));

@@ -74,7 +74,7 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
     const char *tab = hook_table[c->hook], *hook = hook_chain[c->hook];
     char chain[32], qopt[24], qval[24], window[24], mark[32], settled[32];
     unsigned w = c->workers ? c->workers : 1;
-    int rc = 0;
+    int rc;
 
     sd_fw_chain_name(c, chain, sizeof(chain));
     if (w == 1) {
@@ -88,7 +88,7 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
     snprintf(mark, sizeof(mark), "0x%x/0x%x", c->ct_mark, c->ct_mark);
     snprintf(settled, sizeof(settled), "0x%x/0x%x", c->settled_mark, c->settled_mark);
 #define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
-    rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
+    rc = add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
     if (c->queue_packets == 0) {
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", Q);
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "udp", Q);
@@ -115,8 +115,6 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
 
 int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
 {
-    int rc;
-
     p->n = 0;
     if (c->n_ifaces > SD_FW_MAX_IFACES || c->hook > SD_FW_PREROUTING)
         return SD_EINVAL;
@@ -125,7 +123,8 @@ int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
             return SD_EINVAL;
     }
     for (int f = 0; f < 2; f++) {
-        if ((rc = plan_family(c, tools[f], p)) < 0)
+        int rc = plan_family(c, tools[f], p);
+        if (rc < 0)
             return rc;
     }
     return 0;

@@ -36,6 +36,7 @@
 
 #include "central.h"
 #include "lab.h"
+#include "mono.h"
 #include "labmgmt.h"
 #include "subproc.h"
 
@@ -303,12 +304,12 @@ static int make_namespaces(struct setup *s)
 static int make_links(struct setup *s)
 {
     char c[64], x[64], v[64];
-    int rc = 0;
+    int rc;
 
     sd_lab_ns_name(s->info.id, SD_LAB_CLIENT, c, sizeof(c));
     sd_lab_ns_name(s->info.id, SD_LAB_CENSOR, x, sizeof(x));
     sd_lab_ns_name(s->info.id, SD_LAB_SERVER, v, sizeof(v));
-    rc = rc ? rc : cmd(s, "ip", "-n", x, "link", "add", "in0", "type", "veth", "peer", "name", "eth0", "netns", c, NULL);
+    rc = cmd(s, "ip", "-n", x, "link", "add", "in0", "type", "veth", "peer", "name", "eth0", "netns", c, NULL);
     rc = rc ? rc : cmd(s, "ip", "-n", x, "link", "add", "out0", "type", "veth", "peer", "name", "eth0", "netns", v, NULL);
     /* Addresses: IPv6 without duplicate address detection, so they work at once. */
     rc = rc ? rc : cmd(s, "ip", "-n", c, "addr", "add", "192.0.2.2/24", "dev", "eth0", NULL);
@@ -417,7 +418,7 @@ static int wait_ready(struct setup *s, pid_t pid, const char *name)
             log_tail(s, name, tail, sizeof(tail));
             return fail(s, SD_EIO, "the %s exited during start-up: %s", name, tail[0] ? tail : "(no output)");
         }
-        usleep(10000);
+        sd_sleep_ns(10 * SD_NS_PER_MS);
     }
     return fail(s, SD_EIO, "the %s did not become ready within %d s", name, READY_WAIT_MS / 1000);
 }
@@ -671,7 +672,7 @@ static void stop_processes(struct setup *s)
             }
             if (signal_lab(s->ino, 0) == 0)
                 break;
-            usleep(20000);
+            sd_sleep_ns(20 * SD_NS_PER_MS);
         }
         signal_lab(s->ino, SIGKILL);
     }
@@ -684,13 +685,13 @@ static void stop_processes(struct setup *s)
 static void remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[PATH_MAX + 256];
 
     if (d) {
+        struct dirent *de;
         while ((de = readdir(d)) != NULL) {
             if (de->d_name[0] == '.')
                 continue;
+            char path[PATH_MAX + 256];
             snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
             unlink(path);
         }

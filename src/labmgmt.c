@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "labmgmt.h"
+#include "mono.h"
 #include "subproc.h"
 
 enum { READY_WAIT_MS = 10000, STOP_WAIT_MS = 3000, FIRST_HOST = 2, LAST_HOST = 254 };
@@ -152,7 +153,7 @@ static int start_server(struct mgmt *m, const char *exe, const char *dir, char *
             snprintf(err, errlen, "the policy server exited during start-up (see %s)", log);
             return SD_EIO;
         }
-        usleep(10000);
+        sd_sleep_ns(10 * SD_NS_PER_MS);
     }
     snprintf(err, errlen, "the policy server did not become ready");
     return SD_EIO;
@@ -255,7 +256,7 @@ int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
         for (int waited = 0; waited < STOP_WAIT_MS && signal_ns(m.ino, 0) > 0; waited += 20) {
             if (m.server_pid > 0)
                 waitpid(m.server_pid, NULL, WNOHANG);
-            usleep(20000);
+            sd_sleep_ns(20 * SD_NS_PER_MS);
         }
         signal_ns(m.ino, SIGKILL);
     }

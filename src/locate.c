@@ -406,9 +406,9 @@ struct hop_job {
     const uint8_t *hello;
     size_t hello_len;
     int ttl;                 /* 0: the control, nothing injected */
+    bool rst, ok;            /* reset seen; the probe ran */
     uint64_t window;
     uint64_t bytes;          /* received */
-    bool rst, ok;            /* reset seen; the probe ran */
     char err[96];
 };
 
@@ -537,7 +537,7 @@ static void *hop_main(void *arg)
     struct sockaddr_in dst = {.sin_family = AF_INET}, src;
     socklen_t slen = sizeof(src);
     char req[96];
-    uint32_t snd, rcv;
+    uint32_t snd = 0, rcv = 0;
     int raw = -1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     dst.sin_port = htons(j->cfg->plain_port ? j->cfg->plain_port : 80);
@@ -594,7 +594,8 @@ int sd_locate_hop(const struct sd_locate_config *cfg, int max_ttl, struct sd_hop
         return SD_EINVAL;
     res->max_ttl = max_ttl;
     for (int t = 0; t <= max_ttl; t++) {
-        jobs[t] = (struct hop_job){cfg, hello, (size_t)len, t, cfg->window_ns ? cfg->window_ns : 1500ull * SD_NS_PER_MS};
+        jobs[t] = (struct hop_job){.cfg = cfg, .hello = hello, .hello_len = (size_t)len, .ttl = t,
+                                   .window = cfg->window_ns ? cfg->window_ns : 1500ull * SD_NS_PER_MS};
         made[t] = pthread_create(&tid[t], NULL, hop_main, &jobs[t]) == 0;
     }
     for (int t = 0; t <= max_ttl; t++) {

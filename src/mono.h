@@ -7,6 +7,7 @@
 #ifndef SD_MONO_H
 #define SD_MONO_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -18,6 +19,14 @@ static inline uint64_t sd_mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * SD_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps |ns| nanoseconds, the whole of them even when signals interrupt. */
+static inline void sd_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / SD_NS_PER_S), (long)(ns % SD_NS_PER_S)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 #endif

@@ -607,6 +607,7 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
         dots[nd] = (uint8_t)len; /* kept when b is a dot */
         nd += b == '.';
     }
+    /* cppcheck-suppress knownConditionTrueFalse ; lim is n whenever n <= maxlen */
     if (lim == n) { /* the whole name: exact, and the suffix kind its first byte allows */
         unsigned want = s->lenkinds[n] & (W_EXACT | (s->fold[name[0]] == '.' ? W_DSUFFIX : W_SUFFIX));
         if (want)
@@ -899,6 +900,9 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
             np += sub_maybe(u, sub_short_hash(s, b, hl4, e, len));
         }
         for (size_t i = 0; i < np; i++) {
+            /* pass[0..np) were all written above (each before np grew past
+             * it), which clang-analyzer does not follow. */
+            /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.ArraySubscript) */
             size_t e = cand[pass[i]] >> 3, len = (cand[pass[i]] & 7) + 1;
             sub_queue(s, name, sub_short_hash(s, b, hl4, e, len), off + e, len, sp);
         }
@@ -922,6 +926,8 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
 /* Adds key |k|/|n| (folded) with tag |tag|. */
 static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned tag, size_t *longlen)
 {
+    if (n == 0) /* parse_pattern() lets no empty key through */
+        return;
     struct subs *u = &s->sub;
     uint32_t first;
     uint64_t last;

@@ -57,6 +57,7 @@ struct sd_pkt {
     uint8_t family;          /* 4 or 6 */
     uint8_t proto;           /* IPPROTO_*: the upper-layer protocol after the IPv6 extension chain */
     uint8_t ttl;             /* IPv4 TTL or IPv6 hop limit */
+    uint16_t urg_ptr;        /* TCP urgent pointer */
     const uint8_t *saddr;    /* 4 or 16 bytes inside frame */
     const uint8_t *daddr;
     uint32_t frag_id;        /* IPv4 identification (16 bits) or IPv6 fragment id; 0 when not a fragment */
@@ -67,7 +68,6 @@ struct sd_pkt {
     uint8_t tcp_hlen;        /* TCP header length in bytes incl. options */
     uint16_t tcp_win;
     uint32_t seq, ack;
-    uint16_t urg_ptr;
 };
 
 /*

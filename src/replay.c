@@ -47,6 +47,7 @@ int sd_replay_parse(const uint8_t *p, const uint8_t *end, struct sd_serve_req *r
     if (avail < REC_HDR || p[0] != INV_HANDSHAKE || p[1] != INV_MAJOR)
         return SD_EPROTO;
     size_t rec = (size_t)(uint16_t)~sd_rd16be(p + 3);
+    /* cppcheck-suppress knownConditionTrueFalse ; ~0xffff is 0 */
     if (rec == 0 || rec > SD_REPLAY_RECORD_MAX || avail < REC_HDR + rec + 1)
         return SD_EPROTO;
     const uint8_t *q = p + REC_HDR + rec;

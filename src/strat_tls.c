@@ -181,13 +181,6 @@ static int first_flight(struct sd__evade_run *x, const uint8_t *p, size_t n)
 
 /* ---- the filter BIO ---- */
 
-static void pause_ns(uint64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / SD_NS_PER_S), (long)(ns % SD_NS_PER_S)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static int filt_write(BIO *b, const char *in, int inl)
 {
     struct sd__evade_run *x = BIO_get_data(b);
@@ -204,7 +197,7 @@ static int filt_write(BIO *b, const char *in, int inl)
     }
     if (x->spec->def->op == SD_EVADE_IDLE && x->read_seen && !x->idle_done) {
         x->idle_done = true;
-        pause_ns(x->spec->wait_ns);
+        sd_sleep_ns(x->spec->wait_ns);
         x->r->applied = true;
         sd__evade_note(x, "idle %.1f s after the server's flight", (double)x->spec->wait_ns / 1e9);
     }

@@ -108,7 +108,8 @@ static void axes(FILE *f, double top, int lo, int hi, double t_max)
                 y + 4, pow(10, d - 3 * u), units[u]);
     }
     double step = t_max > 30 ? 10 : t_max > 12 ? 2 : 1;
-    for (double t = 0; t <= t_max + 1e-9; t += step) {
+    for (int i = 0; i * step <= t_max + 1e-9; i++) {
+        double t = i * step;
         double x = xpix(t, t_max);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n", x, top + PLOT_H, x,
                 top + PLOT_H + 5);
