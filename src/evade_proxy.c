@@ -32,6 +32,7 @@
 #include "lab.h"
 #include "mono.h"
 #include "tconn.h"
+#include "waitfd.h"
 
 enum { MAX_CONNS = 32, HEAD_S = 5, CONNECT_S = 3, LIFE_S = 120, COPY_BUF = 32 * 1024 };
 
@@ -428,15 +429,10 @@ static void accept_one(struct sd_proxy *px)
 int sd_proxy_run(struct sd_proxy *px, int stop_fd)
 {
     for (;;) {
-        struct pollfd p[2] = {{px->lfd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return SD_EIO;
-        }
-        if (p[1].revents)
-            return 0;
-        if (p[0].revents & POLLIN)
+        int w = sd_wait_in(px->lfd, stop_fd, -1);
+        if (w <= SD_WAIT_STOP)
+            return w;
+        if (w == SD_WAIT_READY)
             accept_one(px);
     }
 }

@@ -27,6 +27,7 @@
 #include "mono.h"
 #include "siphash.h"
 #include "tconn.h"
+#include "waitfd.h"
 
 enum { REQ_MAX = 4096, REQ_WAIT_MS = 2000, FILE_MAX = 64 << 20 };
 
@@ -211,15 +212,10 @@ uint16_t sd_filesrv_port(const struct sd_filesrv *s)
 int sd_filesrv_run(struct sd_filesrv *s, int stop_fd)
 {
     for (;;) {
-        struct pollfd p[2] = {{s->fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return SD_EIO;
-        }
-        if (p[1].revents)
-            return 0;
-        if (!(p[0].revents & POLLIN))
+        int w = sd_wait_in(s->fd, stop_fd, -1);
+        if (w <= SD_WAIT_STOP)
+            return w;
+        if (w != SD_WAIT_READY)
             continue;
         int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c < 0)

@@ -65,6 +65,7 @@
 #include "inline.h"
 #include "mono.h"
 #include "pkt.h"
+#include "waitfd.h"
 
 enum {
     POLL_MS = 100,                         /* longest sleep: policy switches and stop are seen this fast */
@@ -290,10 +291,7 @@ static void *worker_main(void *arg)
     unsigned batch = SD_MIN(in->cfg.batch ? in->cfg.batch : SD_NFQ_DEFAULT_BATCH, (unsigned)MAX_BATCH);
 
     for (;;) {
-        struct pollfd p[2] = {{sd_nfq_fd(w->q), POLLIN, 0}, {in->stop_fd, POLLIN, 0}};
-        if (poll(p, 2, POLL_MS) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents)
+        if (sd_wait_in(sd_nfq_fd(w->q), in->stop_fd, POLL_MS) <= SD_WAIT_STOP)
             break;
         switch_policy(w);
         /* Drain what is waiting, a batch at a time, but for at most POLL_MS:

@@ -35,6 +35,7 @@
 #include "mono.h"
 #include "policy.h"
 #include "tconn.h"
+#include "waitfd.h"
 
 /* ---- the format ---- */
 
@@ -404,12 +405,10 @@ static void *serve_main(void *arg)
 {
     struct sd_metrics_server *s = arg;
     for (;;) {
-        struct pollfd p[2] = {{s->fd, POLLIN, 0}, {s->stop_fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        int w = sd_wait_in(s->fd, s->stop_fd, -1);
+        if (w <= SD_WAIT_STOP)
             break;
-        if (p[1].revents)
-            break;
-        if (!(p[0].revents & POLLIN))
+        if (w != SD_WAIT_READY)
             continue;
         int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c < 0)

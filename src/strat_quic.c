@@ -50,6 +50,7 @@
 #include "quic.h"
 #include "strat.h"
 #include "tconn.h"
+#include "waitfd.h"
 
 enum {
     DGRAM = 1200,          /* responder's datagrams */
@@ -507,14 +508,9 @@ static void on_datagram(struct sd_quicbulk *b, size_t n, const struct sockaddr_s
 int sd_quicbulk_run(struct sd_quicbulk *b, int stop_fd)
 {
     for (;;) {
-        struct pollfd p[2] = {{b->fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return SD_EIO;
-        }
-        if (p[1].revents)
-            return 0;
+        int w = sd_wait_in(b->fd, stop_fd, -1);
+        if (w <= SD_WAIT_STOP)
+            return w;
         for (int i = 0; i < 64; i++) {
             struct sockaddr_storage a;
             socklen_t len = sizeof(a);
