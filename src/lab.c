@@ -624,57 +624,21 @@ int sd_lab_up(const struct sd_lab_config *cfg, char id_out[SD_LAB_ID_MAX], char 
 
 /* ---- down ---- */
 
-static bool in_ns(pid_t pid, const ino_t ino[3])
-{
-    char path[64];
-    struct stat st;
-
-    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-    if (stat(path, &st) < 0)
-        return false;
-    for (int r = 0; r < 3; r++) {
-        if (ino[r] && st.st_ino == ino[r])
-            return true;
-    }
-    return false;
-}
-
-/* Signals every process living in the lab's namespaces; returns how many. */
-static int signal_lab(const ino_t ino[3], int sig)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    int n = 0;
-
-    if (!d)
-        return 0;
-    while ((de = readdir(d)) != NULL) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 1 || pid == getpid())
-            continue;
-        if (in_ns((pid_t)pid, ino) && kill((pid_t)pid, sig) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 static void stop_processes(struct setup *s)
 {
     pid_t ours[] = {s->info.censor_pid, s->info.delay_pid, s->info.server_pid};
 
-    if (signal_lab(s->ino, SIGTERM) > 0) {
+    if (sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), SIGTERM) > 0) {
         for (int waited = 0; waited < STOP_WAIT_MS; waited += 20) {
             for (size_t i = 0; i < SD_COUNTOF(ours); i++) {
                 if (ours[i] > 0)
                     waitpid(ours[i], NULL, WNOHANG); /* reap them when we are their parent */
             }
-            if (signal_lab(s->ino, 0) == 0)
+            if (sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), 0) == 0)
                 break;
             sd_sleep_ns(20 * SD_NS_PER_MS);
         }
-        signal_lab(s->ino, SIGKILL);
+        sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), SIGKILL);
     }
     for (size_t i = 0; i < SD_COUNTOF(ours); i++) {
         if (ours[i] > 0)
@@ -740,7 +704,7 @@ int sd_lab_down(const char *id, char *err, size_t errlen)
 
 static bool alive_in(pid_t pid, const ino_t ino[3])
 {
-    return pid > 0 && kill(pid, 0) == 0 && in_ns(pid, ino);
+    return pid > 0 && kill(pid, 0) == 0 && sd_subproc_in_netns(pid, ino, 3);
 }
 
 int sd_lab_info(const char *id, struct sd_lab_info *info)

@@ -217,30 +217,6 @@ int sd_lab_mgmt_up(const struct sd_lab_mgmt_config *cfg, char *err, size_t errle
 }
 
 /* Signals every process whose network namespace has inode |ino|; returns how many. */
-static int signal_ns(ino_t ino, int sig)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    int n = 0;
-    if (!d || !ino) {
-        if (d)
-            closedir(d);
-        return 0;
-    }
-    while ((de = readdir(d)) != NULL) {
-        char *end, path[64];
-        struct stat st;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 1 || pid == getpid())
-            continue;
-        snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
-        if (stat(path, &st) == 0 && st.st_ino == ino && kill((pid_t)pid, sig) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
 {
     struct mgmt m;
@@ -252,13 +228,13 @@ int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
     }
     if (!m.ino)
         m.ino = ns_inode(m.ns); /* a set-up that died before recording it */
-    if (signal_ns(m.ino, SIGTERM) > 0) {
-        for (int waited = 0; waited < STOP_WAIT_MS && signal_ns(m.ino, 0) > 0; waited += 20) {
+    if (sd_subproc_signal_netns(&m.ino, 1, SIGTERM) > 0) {
+        for (int waited = 0; waited < STOP_WAIT_MS && sd_subproc_signal_netns(&m.ino, 1, 0) > 0; waited += 20) {
             if (m.server_pid > 0)
                 waitpid(m.server_pid, NULL, WNOHANG);
             sd_sleep_ns(20 * SD_NS_PER_MS);
         }
-        signal_ns(m.ino, SIGKILL);
+        sd_subproc_signal_netns(&m.ino, 1, SIGKILL);
     }
     if (m.server_pid > 0)
         waitpid(m.server_pid, NULL, WNOHANG);

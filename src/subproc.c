@@ -8,8 +8,12 @@
  * and dropped so the child never blocks on a full pipe.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,4 +121,39 @@ int sd_subproc_vcmd(char *err, size_t errlen, const char *arg0, va_list ap)
     sd_subproc_format(argv, line, sizeof(line));
     snprintf(err, errlen, "'%s' failed (%d): %s", line, rc, out[0] ? out : "no output");
     return SD_EIO;
+}
+
+bool sd_subproc_in_netns(pid_t pid, const ino_t *ino, size_t n)
+{
+    char path[64];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "/proc/%ld/ns/net", (long)pid);
+    if (stat(path, &st) < 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (ino[i] && st.st_ino == ino[i])
+            return true;
+    }
+    return false;
+}
+
+int sd_subproc_signal_netns(const ino_t *ino, size_t n, int sig)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int count = 0;
+
+    if (!d)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == getpid())
+            continue;
+        if (sd_subproc_in_netns((pid_t)pid, ino, n) && kill((pid_t)pid, sig) == 0)
+            count++;
+    }
+    closedir(d);
+    return count;
 }

@@ -1,12 +1,15 @@
 /*
  * subproc.h - run a helper program (ip, tc, iptables-legacy) and keep what it
- * said, so that a failure can be reported with the tool's own words.
+ * said, so that a failure can be reported with the tool's own words; find and
+ * signal the processes of a network namespace (a lab's, the management one).
  */
 #ifndef SD_SUBPROC_H
 #define SD_SUBPROC_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /*
  * Runs argv[0] (looked up in PATH) with |argv| (NULL-terminated), stdin from
@@ -27,5 +30,16 @@ void sd_subproc_format(char *const argv[], char *buf, size_t len);
  * OUTPUT" written to |err| (truncated to |errlen|).
  */
 int sd_subproc_vcmd(char *err, size_t errlen, const char *arg0, va_list ap);
+
+/* Whether process |pid| lives in one of the |n| network namespaces whose
+ * inode numbers are in |ino| (zeros are skipped). */
+bool sd_subproc_in_netns(pid_t pid, const ino_t *ino, size_t n);
+
+/*
+ * Sends |sig| (0: none, only counting) to every process but this one and
+ * init whose network namespace has one of the |n| inode numbers in |ino|
+ * (zeros are skipped). Returns how many were signalled.
+ */
+int sd_subproc_signal_netns(const ino_t *ino, size_t n, int sig);
 
 #endif

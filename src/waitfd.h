@@ -27,7 +27,7 @@ static inline int sd_wait_in(int fd, int stop_fd, int timeout_ms)
         return errno == EINTR ? SD_WAIT_IDLE : SD_EIO;
     if (p[1].revents)
         return SD_WAIT_STOP;
-    return p[0].revents & POLLIN ? SD_WAIT_READY : SD_WAIT_IDLE;
+    return (p[0].revents & POLLIN) ? SD_WAIT_READY : SD_WAIT_IDLE;
 }
 
 #endif
