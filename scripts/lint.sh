@@ -15,6 +15,9 @@ if [ ! -f "$db" ]; then
 fi
 # The compilation database names the generated presets_data.c: make it.
 cmake --build "$build" --target sd_presets_data >/dev/null
+# cppcheck names files as the database's path does (relative for a relative
+# one): an absolute path keeps the filter and the suppressions matching.
+db=$(cd "$build" && pwd)/compile_commands.json
 jobs=$(nproc)
 rc=0
 
