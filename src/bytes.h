@@ -60,6 +60,11 @@ static inline uint32_t sd_rd32be(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static inline uint64_t sd_rd64be(const uint8_t *p)
+{
+    return (uint64_t)sd_rd32be(p) << 32 | sd_rd32be(p + 4);
+}
+
 static inline uint8_t *sd_put8(uint8_t *p, uint8_t v)
 {
     p[0] = v;

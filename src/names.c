@@ -65,6 +65,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "names.h"
 #include "siphash.h"
 
@@ -778,20 +779,6 @@ struct subprobes {
  * word read from its start. */
 static const uint8_t sub_shift[8] = {0, 24, 16, 8, 0, 0, 0, 0};
 
-static inline uint32_t load_be32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return __builtin_bswap32(v);
-}
-
-static inline uint64_t load_be64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return __builtin_bswap64(v);
-}
-
 /* dst[0..n) = fold(src[0..n)), 8 bytes at a time. */
 static inline void fold_copy(const struct sd_names *s, uint8_t *dst, const uint8_t *src, size_t n)
 {
@@ -853,7 +840,7 @@ static void sub_queue(const struct sd_names *s, const uint8_t *name, uint64_t g,
 static inline uint64_t sub_short_hash(const struct sd_names *s, const uint8_t *b, const uint64_t *hl4, size_t e,
                                       size_t len)
 {
-    uint32_t f = load_be32(b + e - len) >> sub_shift[len];
+    uint32_t f = sd_rd32be(b + e - len) >> sub_shift[len];
     uint64_t shorter = -(uint64_t)(len < 4), hl = (sub_last(s, f) & shorter) | (hl4[e] & ~shorter);
     return sub_fin(hl, f, len);
 }
@@ -882,7 +869,7 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
         size_t nc = 0, nl = 0, np = 0;
         uint64_t at = (uint64_t)ctx * step;
         for (size_t e = ctx + 1; e <= ctx + win; e++) {
-            uint32_t w4 = load_be32(b + e - 4);
+            uint32_t w4 = sd_rd32be(b + e - 4);
             uint64_t hl = sub_last(s, w4);
             unsigned q = u->q4[hl >> u->q4shift];
             unsigned m = (u->shorts[w4 & 0xffff] & 7) | (q & 15) << 3;
@@ -911,12 +898,12 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
         /* Keys of 8 bytes or more, where q4 says some may end. */
         for (size_t i = 0; i < nl; i++) {
             size_t e = longer[i];
-            uint64_t hl = sub_last(s, load_be64(b + e - 8));
+            uint64_t hl = sub_last(s, sd_rd64be(b + e - 8));
             for (unsigned lm = u->q8[hl >> u->q8shift]; lm; lm &= lm - 1) {
                 unsigned bit = (unsigned)__builtin_ctz(lm);
                 size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
                 for (; len <= hi && len <= e; len++) {
-                    uint64_t g = sub_fin(hl, load_be32(b + e - len), len);
+                    uint64_t g = sub_fin(hl, sd_rd32be(b + e - len), len);
                     if (sub_maybe(u, g))
                         sub_queue(s, name, g, off + e, len, sp);
                 }
