@@ -36,8 +36,8 @@
 
 #include "central.h"
 #include "lab.h"
-#include "mono.h"
 #include "labmgmt.h"
+#include "mono.h"
 #include "subproc.h"
 
 enum { MAX_ARGS = 48, READY_WAIT_MS = 15000, STOP_WAIT_MS = 3000 };
@@ -626,24 +626,9 @@ int sd_lab_up(const struct sd_lab_config *cfg, char id_out[SD_LAB_ID_MAX], char 
 
 static void stop_processes(struct setup *s)
 {
-    pid_t ours[] = {s->info.censor_pid, s->info.delay_pid, s->info.server_pid};
+    pid_t ours[] = {s->info.censor_pid, s->info.delay_pid, s->info.server_pid}; /* reaped when we are their parent */
 
-    if (sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), SIGTERM) > 0) {
-        for (int waited = 0; waited < STOP_WAIT_MS; waited += 20) {
-            for (size_t i = 0; i < SD_COUNTOF(ours); i++) {
-                if (ours[i] > 0)
-                    waitpid(ours[i], NULL, WNOHANG); /* reap them when we are their parent */
-            }
-            if (sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), 0) == 0)
-                break;
-            sd_sleep_ns(20 * SD_NS_PER_MS);
-        }
-        sd_subproc_signal_netns(s->ino, SD_COUNTOF(s->ino), SIGKILL);
-    }
-    for (size_t i = 0; i < SD_COUNTOF(ours); i++) {
-        if (ours[i] > 0)
-            waitpid(ours[i], NULL, WNOHANG);
-    }
+    sd_subproc_stop_netns(s->ino, SD_COUNTOF(s->ino), ours, SD_COUNTOF(ours), STOP_WAIT_MS);
 }
 
 static void remove_dir(const char *dir)

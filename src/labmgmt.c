@@ -216,7 +216,6 @@ int sd_lab_mgmt_up(const struct sd_lab_mgmt_config *cfg, char *err, size_t errle
     return rc;
 }
 
-/* Signals every process whose network namespace has inode |ino|; returns how many. */
 int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
 {
     struct mgmt m;
@@ -228,16 +227,7 @@ int sd_lab_mgmt_down(const char *id, char *err, size_t errlen)
     }
     if (!m.ino)
         m.ino = ns_inode(m.ns); /* a set-up that died before recording it */
-    if (sd_subproc_signal_netns(&m.ino, 1, SIGTERM) > 0) {
-        for (int waited = 0; waited < STOP_WAIT_MS && sd_subproc_signal_netns(&m.ino, 1, 0) > 0; waited += 20) {
-            if (m.server_pid > 0)
-                waitpid(m.server_pid, NULL, WNOHANG);
-            sd_sleep_ns(20 * SD_NS_PER_MS);
-        }
-        sd_subproc_signal_netns(&m.ino, 1, SIGKILL);
-    }
-    if (m.server_pid > 0)
-        waitpid(m.server_pid, NULL, WNOHANG);
+    sd_subproc_stop_netns(&m.ino, 1, &m.server_pid, 1, STOP_WAIT_MS);
     ino_t now = ns_inode(m.ns);
     if (now && now != m.ino) {
         snprintf(err, errlen, "namespace %s is not the one this program created: left alone", m.ns);

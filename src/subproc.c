@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mono.h"
 #include "sd.h"
 #include "subproc.h"
 
@@ -156,4 +157,26 @@ int sd_subproc_signal_netns(const ino_t *ino, size_t n, int sig)
     }
     closedir(d);
     return count;
+}
+
+static void reap_children(const pid_t *reap, size_t nreap)
+{
+    for (size_t i = 0; i < nreap; i++) {
+        if (reap[i] > 0)
+            waitpid(reap[i], NULL, WNOHANG);
+    }
+}
+
+void sd_subproc_stop_netns(const ino_t *ino, size_t n, const pid_t *reap, size_t nreap, int wait_ms)
+{
+    if (sd_subproc_signal_netns(ino, n, SIGTERM) > 0) {
+        for (int waited = 0; waited < wait_ms; waited += 20) {
+            reap_children(reap, nreap);
+            if (sd_subproc_signal_netns(ino, n, 0) == 0)
+                break;
+            sd_sleep_ns(20 * SD_NS_PER_MS);
+        }
+        sd_subproc_signal_netns(ino, n, SIGKILL);
+    }
+    reap_children(reap, nreap);
 }

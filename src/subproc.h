@@ -42,4 +42,12 @@ bool sd_subproc_in_netns(pid_t pid, const ino_t *ino, size_t n);
  */
 int sd_subproc_signal_netns(const ino_t *ino, size_t n, int sig);
 
+/*
+ * Stops every process in those namespaces: SIGTERM, then up to |wait_ms| for
+ * them to go (looked at every 20 ms, reaping meanwhile the |nreap| children
+ * in |reap|; pids <= 0 are skipped), then SIGKILL to any left, and a last
+ * reap.
+ */
+void sd_subproc_stop_netns(const ino_t *ino, size_t n, const pid_t *reap, size_t nreap, int wait_ms);
+
 #endif
