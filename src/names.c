@@ -142,6 +142,7 @@ struct sd_names {
     unsigned tshift;
     uint8_t sufshort; /* bit n - 1: a bare suffix key of n < TAIL bytes exists */
     uint64_t sublens[128][2]; /* substring candidate lengths by mask (sub_scan()) */
+    uint64_t sublen7[8];      /* by length under 8: mixed into the hash of a key that short (sub_hash7()) */
     uint8_t subcount[128];
 
     struct subs sub;
@@ -231,6 +232,8 @@ struct sd_names *sd_names_new(unsigned opts)
             s->fold[i] = (uint8_t)(i - 'A' + 'a');
     /* Bits 0-2 of a mask: lengths 1-3 (shorts[]); bits 3-6: lengths 4-7
      * (q4[]). A row lists length - 1 for each bit set, in 16-bit fields. */
+    for (int i = 0; i < 8; i++)
+        s->sublen7[i] = s->fseed ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL;
     for (unsigned m = 0; m < 128; m++)
         for (unsigned b = 0; b < 7; b++)
             if (m >> b & 1) {
@@ -587,26 +590,28 @@ static inline void probe(const struct sd_names *s, const uint8_t *name, size_t n
 }
 
 /*
- * All anchored kinds (see the file comment): one right-to-left pass hashes
- * every suffix up to the longest key and notes the dots; then the candidates
+ * All anchored kinds (see the file comment): one right-to-left pass over the
+ * folded name (|fend| is its end) hashes every suffix up to the longest key
+ * and notes the dots; then the candidates
  * are the whole name, the suffixes at dots, the short suffix lengths that
  * some key has, and the lengths the tail index gives for the last 8 bytes.
  * Their slots are prefetched; the caller compares them with table_resolve()
  * after other work, so the cache misses overlap it.
  */
-static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, struct probes *pr)
+static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, const uint8_t *fend,
+                          struct probes *pr)
 {
     size_t lim = n < s->maxlen ? n : s->maxlen;
     uint64_t fs[SD_NAME_MAX + 1], f = 0;
+    const uint8_t *p = fend;
     uint8_t dots[SD_NAME_MAX + 1];
     unsigned nd = 0;
-    const uint8_t *end = name + n;
     for (size_t len = 1; len <= lim; len++) {
-        uint8_t b = s->fold[*(end - len)];
-        f += (uint64_t)(b + 1u) * s->pw[len];
+        uint8_t c = *--p;
+        f += (uint64_t)(c + 1u) * s->pw[len];
         fs[len] = f;
-        dots[nd] = (uint8_t)len; /* kept when b is a dot */
-        nd += b == '.';
+        dots[nd] = (uint8_t)len; /* kept when c is a dot */
+        nd += c == '.';
     }
     /* cppcheck-suppress knownConditionTrueFalse ; lim is n whenever n <= maxlen */
     if (lim == n) { /* the whole name: exact, and the suffix kind its first byte allows */
@@ -652,9 +657,10 @@ static void table_collect(const struct sd_names *s, const uint8_t *name, size_t 
  * lengths of the keys ending with them (q8: bit j for 8 + j bytes, bit QLONG
  * for 8 + QLONG or more); a bit of q4 says whether q8 is worth reading. The
  * hash of the last bytes is taken once per position, and its high bits pick
- * the q4 or q8 entry. Each length in the set is a candidate, tested by one
- * bit of a pair filter hashed from (first 4 bytes, last 4 or 8 bytes, length):
- * for a key of up to 12 bytes that is the whole key. Only a candidate passing
+ * the q4 or q8 entry. Each length in the set is a candidate, tested by a
+ * pair filter: a key under 8 bytes is hashed whole (the 8 bytes that end at
+ * the position, masked to its length: one load, one multiply), a longer one
+ * from (first 4 bytes, last 8, length). Only a candidate passing
  * it is looked up in the table of keys and their tags, keyed by the same
  * hash, where the bytes are compared. Keys of 1 to 3 bytes are the low bytes
  * of the last 4: shorts[] maps the last 2 bytes to the lengths of such keys
@@ -704,6 +710,14 @@ static inline uint64_t sub_hash(const struct sd_names *s, uint32_t first, uint64
     return sub_fin(sub_last(s, last), first, len);
 }
 
+/* The hash of a key of |len| < 8 bytes, |w| its bytes big-endian: what the
+ * lookup gets by masking the 8 bytes that end where the key ends. */
+static inline uint64_t sub_hash7(const struct sd_names *s, uint64_t w, size_t len)
+{
+    uint64_t h = (w ^ s->sublen7[len]) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 32);
+}
+
 /* The words sub_hash() takes, for key k/n: big-endian, as the lookup builds them. */
 static void sub_parts(const uint8_t *k, size_t n, uint32_t *first, uint64_t *last)
 {
@@ -750,11 +764,15 @@ static const struct sslot *sub_find(const struct sd_names *s, uint64_t g, const 
  * that pass are queued, their slots prefetched, and compared in
  * sub_resolve() after the suffix table's candidates (sd_names_lookup()). A
  * branch per candidate and per length bit, taken or not as the name's bytes
- * decided, was the previous version: on the synth-mix bench it ran 1,949
+ * decided, was the version before: on the synth-mix bench it ran 1,949
  * instructions and 28 mispredicted branches (callgrind's model) a lookup;
- * this one runs 2,357 and 15.7, and in runs alternating the two it took
+ * this one ran 2,357 and 15.7, and in runs alternating the two it took
  * 0.86x (lowest) and 0.97x (median) the time, 0.85-0.88x on names that
- * match nothing and 0.68x on names of 4 KB (bench/README.md).
+ * match nothing and 0.68x on names of 4 KB (bench/README.md). Since then the
+ * name is folded once for both passes and short keys are hashed from one
+ * 8-byte word: 2,083 instructions a lookup, but only 0.96-0.97x the time
+ * (bench/pair_names.sh): what is left waits on memory more than on
+ * instructions.
  */
 enum {
     SUB_WIN = 256,  /* positions per window */
@@ -775,9 +793,10 @@ struct subprobes {
     uint64_t m; /* tags of batches compared early */
 };
 
-/* By length: the shift that leaves a key under 4 bytes alone in the 4-byte
- * word read from its start. */
-static const uint8_t sub_shift[8] = {0, 24, 16, 8, 0, 0, 0, 0};
+/* By length under 8: the mask that leaves a key that long alone in the 8
+ * bytes that end where it ends. */
+static const uint64_t sub_low[8] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff, 0xffffffffff, 0xffffffffffff,
+                                    0xffffffffffffff};
 
 /* dst[0..n) = fold(src[0..n)), 8 bytes at a time. */
 static inline void fold_copy(const struct sd_names *s, uint8_t *dst, const uint8_t *src, size_t n)
@@ -813,10 +832,10 @@ static void sub_resolve(const struct sd_names *s, const uint8_t *name, struct su
 }
 
 /* Whether the pair filter may hold hash |g|. */
-static inline bool sub_maybe(const struct subs *u, uint64_t g)
+static inline bool sub_maybe(const struct sd_names *s, uint64_t g)
 {
     uint64_t bits = filter_bits(g);
-    return (u->filter[(g >> 18) & u->fmask] & bits) == bits;
+    return (s->sub.filter[(g >> 18) & s->sub.fmask] & bits) == bits;
 }
 
 /* Queues candidate name[end - len, end), hash |g|, past the filter: its slot
@@ -834,37 +853,29 @@ static void sub_queue(const struct sd_names *s, const uint8_t *name, uint64_t g,
 }
 
 /* The hash of the candidate of |len| < 8 bytes ending at position |e| of
- * the buffer |b|, whose last 4 bytes hash to hl4[e]; without a branch. A
- * key under 4 bytes hashes its own bytes alone (sub_parts()): the word from
- * its start, shifted right past the bytes that follow it. */
-static inline uint64_t sub_short_hash(const struct sd_names *s, const uint8_t *b, const uint64_t *hl4, size_t e,
-                                      size_t len)
+ * the buffer |b|: the 8 bytes that end there, masked to the key's. */
+static inline uint64_t sub_short_hash(const struct sd_names *s, const uint8_t *b, size_t e, size_t len)
 {
-    uint32_t f = sd_rd32be(b + e - len) >> sub_shift[len];
-    uint64_t shorter = -(uint64_t)(len < 4), hl = (sub_last(s, f) & shorter) | (hl4[e] & ~shorter);
-    return sub_fin(hl, f, len);
+    return sub_hash7(s, sd_rd64be(b + e - 8) & sub_low[len], len);
 }
 
 /* The substring keys in the name: candidates queued in |sp| (see above). */
 static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const uint8_t *name, size_t n,
-                                               struct subprobes *sp)
+                                               uint8_t *fb, struct subprobes *sp)
 {
     const struct subs *u = &s->sub;
-    uint8_t fb[SUB_PAD + SUB_CTX + SUB_WIN + 4]; /* + 4: a short key's word reads past the end */
-    uint64_t hl4[SUB_CTX + SUB_WIN + 1];  /* by position: sub_last() of its last 4 bytes */
     uint16_t cand[SUB_WIN * 7 + 8];       /* position << 3 | (length - 1) */
     uint16_t pass[SUB_WIN * 7 + 1];       /* indexes into cand[] */
     uint16_t longer[SUB_WIN + 1];         /* positions where keys of 8 bytes or more may end */
     const uint64_t step = 8 * 0x0001000100010001ULL;
-    memset(fb, 0, SUB_PAD);
     for (size_t base = 0; base < n; base += SUB_WIN) {
         /* fb[SUB_PAD + i] is name[base - ctx + i]; position e is the count
          * of bytes after the pad up to and including the last one read. */
         size_t ctx = SD_MIN(base, (size_t)SUB_CTX), win = SD_MIN(n - base, (size_t)SUB_WIN);
         size_t off = base - ctx; /* index in the name of fb[SUB_PAD] */
         const uint8_t *b = fb + SUB_PAD;
-        fold_copy(s, fb + SUB_PAD, name + off, ctx + win);
-        memset(fb + SUB_PAD + ctx + win, 0, 4);
+        if (base > 0)
+            fold_copy(s, fb + SUB_PAD, name + off, ctx + win);
         /* Positions: each one's lengths to the list, no branch. */
         size_t nc = 0, nl = 0, np = 0;
         uint64_t at = (uint64_t)ctx * step;
@@ -878,7 +889,6 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
             memcpy(cand + nc, &c0, sizeof(c0));
             memcpy(cand + nc + 4, &c1, sizeof(c1));
             nc += s->subcount[m];
-            hl4[e] = hl;
             longer[nl] = (uint16_t)e;
             nl += (q / Q4_LONGER & 1) & (e >= 8);
         }
@@ -886,14 +896,14 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
         for (size_t i = 0; i < nc; i++) {
             size_t e = cand[i] >> 3, len = (cand[i] & 7) + 1;
             pass[np] = (uint16_t)i;
-            np += sub_maybe(u, sub_short_hash(s, b, hl4, e, len));
+            np += sub_maybe(s, sub_short_hash(s, b, e, len));
         }
         for (size_t i = 0; i < np; i++) {
             /* pass[0..np) were all written above (each before np grew past
              * it), which clang-analyzer does not follow. */
             /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.ArraySubscript) */
             size_t e = cand[pass[i]] >> 3, len = (cand[pass[i]] & 7) + 1;
-            sub_queue(s, name, sub_short_hash(s, b, hl4, e, len), off + e, len, sp);
+            sub_queue(s, name, sub_short_hash(s, b, e, len), off + e, len, sp);
         }
         /* Keys of 8 bytes or more, where q4 says some may end. */
         for (size_t i = 0; i < nl; i++) {
@@ -904,7 +914,7 @@ static __attribute__((noinline)) void sub_scan(const struct sd_names *s, const u
                 size_t len = 8 + bit, hi = bit == QLONG ? SD_MIN(u->maxlen, e) : len;
                 for (; len <= hi && len <= e; len++) {
                     uint64_t g = sub_fin(hl, sd_rd32be(b + e - len), len);
-                    if (sub_maybe(u, g))
+                    if (sub_maybe(s, g))
                         sub_queue(s, name, g, off + e, len, sp);
                 }
             }
@@ -921,7 +931,10 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     uint32_t first;
     uint64_t last;
     sub_parts(k, n, &first, &last);
-    uint64_t g = sub_hash(s, first, last, n);
+    uint64_t w = 0; /* a short key's bytes, big-endian */
+    for (size_t j = 0; j < n && n < 8; j++)
+        w = w << 8 | k[j];
+    uint64_t g = n < 8 ? sub_hash7(s, w, n) : sub_hash(s, first, last, n);
     u->filter[(g >> 18) & u->fmask] |= filter_bits(g);
     if (n < 4) {
         for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
@@ -1016,16 +1029,29 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
         n--;
     if (n == 0)
         return 0;
+    /* The name folded once, for both passes: fb[SUB_PAD..) holds its first
+     * SUB_WIN bytes (sub_scan()'s first window) and, when it is no longer,
+     * its last bytes up to the longest key (table_collect()). */
+    uint8_t fb[SUB_PAD + SUB_WIN + SUB_CTX];
+    memset(fb, 0, SUB_PAD);
+    fold_copy(s, fb + SUB_PAD, name, SD_MIN(n, (size_t)SUB_WIN));
     struct probes pr;
     pr.n = 0;
     pr.m = 0;
-    if (s->slots)
-        table_collect(s, name, n, &pr);
+    if (s->slots) {
+        const uint8_t *fend = fb + SUB_PAD + n;
+        if (n > SUB_WIN) {
+            size_t lim = SD_MIN(n, s->maxlen);
+            fold_copy(s, fb + SUB_PAD + SUB_WIN, name + n - lim, lim);
+            fend = fb + SUB_PAD + SUB_WIN + lim;
+        }
+        table_collect(s, name, n, fend, &pr);
+    }
     struct subprobes sp;
     sp.n = 0;
     sp.m = 0;
     if (s->sub.slots) /* while the probes' cache lines arrive */
-        sub_scan(s, name, n, &sp);
+        sub_scan(s, name, n, fb, &sp);
     uint64_t m = pr.m | table_resolve(s, name, n, pr.c, pr.n);
     if (sp.n)
         sub_resolve(s, name, &sp);
