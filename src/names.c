@@ -31,10 +31,11 @@
  * bytes (a bit for 8 to 22 bytes, one for longer). A name thus tests a
  * handful of suffixes, not one per byte. Each candidate is tested against a
  * blocked Bloom filter per kind (3 bits in one 64-bit word, 16 to 32 bits per
- * key: about 0.5% false positives, 2 to 4 MB per million keys, mostly in
- * cache); its slot is prefetched, the substrings are looked for, and only
- * then is it compared, so the cache misses of a lookup overlap instead of
- * queueing. A name of 255 dots costs O(n), not O(n^2), and the pass stops
+ * key: about 0.5% false positives, 2 to 4 MB per million keys), whose word
+ * is prefetched when the suffix is hashed and read after half the substring
+ * scan; its slot is then prefetched, the rest of the substrings looked for,
+ * and only then is it compared, so the cache misses of a lookup overlap
+ * instead of queueing. A name of 255 dots costs O(n), not O(n^2), and the pass stops
  * once the suffix is longer than the longest key. (SipHash of each suffix,
  * and a filter test at every length some bare-suffix key has, cost 1.8 times
  * the instructions: the previous version.)
