@@ -635,6 +635,7 @@ static void table_hash(const struct sd_names *s, const uint8_t *name, size_t n, 
     a->lim = lim;
     if (lim >= TAIL)
         __builtin_prefetch(&s->tail[tail_index(s, a->fs[TAIL])]);
+    /* cppcheck-suppress knownConditionTrueFalse ; lim is n whenever n <= maxlen */
     if (lim == n) {
         filter_prefetch(s, K_EXACT, a->fs[n]);
         filter_prefetch(s, s->fold[name[0]] == '.' ? K_DSUFFIX : K_SUFFIX, a->fs[n]);
