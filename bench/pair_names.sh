@@ -54,7 +54,7 @@ for f in new add compile lookup free count; do
 done
 "$CC" "${CFLAGS[@]}" -c "$TMP/a.c" -o "$TMP/a.o"
 "$CC" "${CFLAGS[@]}" "${RENAME[@]}" -c "$TMP/b.c" -o "$TMP/b.o"
-"$CC" "${CFLAGS[@]}" "$ROOT/bench/pair_names.c" "$TMP/a.o" "$TMP/b.o" "$ROOT/src/siphash.c" "$ROOT/src/ipset.c" \
+"$CC" "${CFLAGS[@]}" "$ROOT/bench/pair_names.c" "$TMP/a.o" "$TMP/b.o" "$ROOT/src/siphash.c" \
     -o "$TMP/pair_names"
 
 echo "A = $1, B = $2"
