@@ -130,7 +130,7 @@ static struct sd_names *build_names(const struct strs *pats, unsigned opts, stru
     struct sd_names *s = sd_names_new(opts);
     for (size_t i = 0; i < pats->n; i++) {
         const char *p = pats->buf + pats->off[i];
-        unsigned tag = p[0] != '*' ? 0 : p[1] == '.' ? 1 : p[pats->len[i] - 1] != '*' ? 2 : 3;
+        unsigned tag = pattern_tag(p, pats->len[i]);
         if (sd_names_add(s, p, pats->len[i], tag) != 0) {
             fprintf(stderr, "bench_names: bad pattern %.*s\n", (int)pats->len[i], p);
             exit(1);

@@ -164,6 +164,12 @@ static void gen_synth(struct strs *pats, struct strs *hosts, size_t total, const
     }
 }
 
+/* The tag the benches give pattern |p|/|n|: 0 exact, 1 "*.d", 2 "*d", 3 "*k*". */
+static unsigned pattern_tag(const char *p, size_t n)
+{
+    return p[0] != '*' ? 0 : p[1] == '.' ? 1 : p[n - 1] != '*' ? 2 : 3;
+}
+
 /* The Re:filter sets from domains_all.lst (|f|, closed here): every line as
  * "d" and "*.d", and NLOOK names to look up, a quarter listed, a quarter
  * below a listed one, half fresh. */

@@ -45,7 +45,7 @@ static struct sd_names *build(const struct impl *im, const struct strs *pats)
     struct sd_names *s = im->make(SD_NAMES_CASEFOLD | SD_NAMES_STRIP_DOT);
     for (size_t i = 0; s && i < pats->n; i++) {
         const char *p = pats->buf + pats->off[i];
-        unsigned tag = p[0] != '*' ? 0 : p[1] == '.' ? 1 : p[pats->len[i] - 1] != '*' ? 2 : 3;
+        unsigned tag = pattern_tag(p, pats->len[i]);
         if (im->add(s, p, pats->len[i], tag) != 0) {
             fprintf(stderr, "pair_names: bad pattern %.*s\n", (int)pats->len[i], p);
             exit(1);

@@ -608,7 +608,6 @@ struct suffixes {
     uint64_t fs[SD_NAME_MAX + 1]; /* by length: the suffix's filter hash */
     uint8_t dots[SD_NAME_MAX + 1]; /* lengths of the suffixes that start with a dot */
     unsigned nd;
-    size_t lim;
 };
 
 /* The filter word of kind |k| for filter hash |f|, fetched. */
@@ -632,7 +631,6 @@ static void table_hash(const struct sd_names *s, const uint8_t *name, size_t n, 
         nd += c == '.';
     }
     a->nd = nd;
-    a->lim = lim;
     if (lim >= TAIL)
         __builtin_prefetch(&s->tail[tail_index(s, a->fs[TAIL])]);
     /* cppcheck-suppress knownConditionTrueFalse ; lim is n whenever n <= maxlen */
@@ -649,7 +647,7 @@ static void table_hash(const struct sd_names *s, const uint8_t *name, size_t n, 
 static void table_collect(const struct sd_names *s, const uint8_t *name, size_t n, const struct suffixes *a,
                           struct probes *pr)
 {
-    size_t lim = a->lim;
+    size_t lim = n < s->maxlen ? n : s->maxlen;
     const uint64_t *fs = a->fs;
     const uint8_t *dots = a->dots;
     unsigned nd = a->nd;
@@ -729,9 +727,9 @@ struct sslot {
     uint8_t key[SSLOT_INLINE];
 };
 
-/* sub_hash() in two steps, so that a lookup hashes each position's last 4
- * or 8 bytes once: their part (whose high bits also index q4 and q8), then
- * each candidate's first 4 bytes and length. */
+/* sub_hash() in two steps, so that a lookup hashes each position's last 8
+ * bytes once: their part (whose high bits also index q8; of the last 4,
+ * q4), then each candidate's first 4 bytes and length. */
 static inline uint64_t sub_last(const struct sd_names *s, uint64_t last)
 {
     return (last ^ s->fseed) * 0xff51afd7ed558ccdULL;
@@ -743,8 +741,9 @@ static inline uint64_t sub_fin(uint64_t hl, uint32_t first, size_t len)
     return h ^ (h >> 32);
 }
 
-/* The hash of a key from its first 4 bytes, its last 4 (under 8 bytes) or 8
- * bytes and its length: it picks the filter bits and the slot. */
+/* The hash of a key of 8 bytes or more from its first 4 bytes, its last 8
+ * and its length: it picks the filter bits and the slot (sub_hash7() for
+ * shorter keys). */
 static inline uint64_t sub_hash(const struct sd_names *s, uint32_t first, uint64_t last, size_t len)
 {
     return sub_fin(sub_last(s, last), first, len);
@@ -758,7 +757,9 @@ static inline uint64_t sub_hash7(const struct sd_names *s, uint64_t w, size_t le
     return h ^ (h >> 32);
 }
 
-/* The words sub_hash() takes, for key k/n: big-endian, as the lookup builds them. */
+/* The words of key k/n, big-endian, as the lookup builds them: |first| its
+ * first 4 bytes (all of a key under 4), |last| its last 8 (all of a key
+ * under 8). */
 static void sub_parts(const uint8_t *k, size_t n, uint32_t *first, uint64_t *last)
 {
     uint64_t l = 0;
@@ -768,7 +769,7 @@ static void sub_parts(const uint8_t *k, size_t n, uint32_t *first, uint64_t *las
     for (size_t j = 0; j < 4 && j < n; j++)
         f = f << 8 | k[j];
     *first = n < 4 ? (uint32_t)l : f;
-    *last = n < 8 ? (uint32_t)l : l;
+    *last = l;
 }
 
 /* Hash |g| picks 3 filter bits with bits 0-17 and their word with bits 18
@@ -908,7 +909,7 @@ struct subwin {
     uint16_t cand[SUB_WIN * 7 + 8]; /* position << 3 | (length - 1) */
     uint16_t pass[SUB_WIN * 7 + 1]; /* indexes into cand[] */
     uint16_t longer[SUB_WIN + 1];   /* positions where keys of 8 bytes or more may end */
-    size_t nc, np, nl;
+    size_t np, nl;
 };
 
 /* The first stages of the scan for the window of |win| positions after
@@ -935,7 +936,6 @@ static void sub_positions(const struct sd_names *s, const uint8_t *b, size_t ctx
         longer[nl] = (uint16_t)e;
         nl += (q / Q4_LONGER & 1) & (e >= 8);
     }
-    w->nc = nc;
     w->nl = nl;
     /* Candidates of up to 7 bytes: the pair filter, no branch. */
     size_t np = 0;
@@ -1004,10 +1004,7 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     uint32_t first;
     uint64_t last;
     sub_parts(k, n, &first, &last);
-    uint64_t w = 0; /* a short key's bytes, big-endian */
-    for (size_t j = 0; j < n && n < 8; j++)
-        w = w << 8 | k[j];
-    uint64_t g = n < 8 ? sub_hash7(s, w, n) : sub_hash(s, first, last, n);
+    uint64_t g = n < 8 ? sub_hash7(s, last, n) : sub_hash(s, first, last, n);
     u->filter[(g >> 18) & u->fmask] |= filter_bits(g);
     if (n < 4) {
         for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
@@ -1015,7 +1012,7 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
             u->shorts[v] |= (uint8_t)(1u << (n - 1));
         }
     } else if (n < 8)
-        u->q4[sub_last(s, last) >> u->q4shift] |= (uint8_t)(1u << (n - 4));
+        u->q4[sub_last(s, (uint32_t)last) >> u->q4shift] |= (uint8_t)(1u << (n - 4));
     else {
         u->q4[sub_last(s, (uint32_t)last) >> u->q4shift] |= Q4_LONGER;
         u->q8[sub_last(s, last) >> u->q8shift] |= (uint16_t)(1u << SD_MIN(n - 8, (size_t)QLONG));
