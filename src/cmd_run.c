@@ -49,6 +49,8 @@ enum {
     DEFAULT_QUEUE_PACKETS = 64,
     DEFAULT_CT_MARK = 0x40000000,
     DEFAULT_SETTLED_MARK = 0x20000000,
+    DEFAULT_SET_TIMEOUT_S = 120,
+    DEFAULT_SET_MAX = 1 << 20,
     DEFAULT_POLL_S = 30,
     FLUSH_MS = 1000, /* the event log reaches its file at least this often */
 };
@@ -102,6 +104,13 @@ static void usage(FILE *f)
             "  --ct-mark BIT      conntrack mark bit for flows under an action (0x40000000)\n"
             "  --settle-mark BIT  conntrack mark bit for settled flows, no longer queued\n"
             "                     (0x20000000; 0: keep queueing the whole window)\n"
+            "  --bypass HOW       how settled flows stop being queued: conntrack (default:\n"
+            "                     conntrack marks, exact per connection) or ipset (no\n"
+            "                     connection tracking at all, so a faster forwarding path:\n"
+            "                     the daemon adds them to the kernel sets SLOWDOWN-N-v4/-v6,\n"
+            "                     keyed client address, client port, server address)\n"
+            "  --set-timeout S    ipset: seconds an idle settled flow stays in the set (120)\n"
+            "  --set-max N        ipset: most flows per set (1048576; then flows stay queued)\n"
             "  --hook H           forward (filter FORWARD, default) or prerouting (mangle\n"
             "                     PREROUTING: also sees packets whose TTL ends here)\n"
             "  --iface IF,...     only packets arriving on these interfaces\n"
@@ -178,7 +187,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     /* 0x100-0x103 are the shared policy options (clipolicy.h); 0x300- parse_ops. */
     enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
-           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE };
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX };
     static const struct option lo[] = {
         SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
@@ -188,7 +197,8 @@ static int parse(int argc, char **argv, struct opts *o)
         {"ready-file", 1, NULL, O_READY}, {"fail-closed", 0, NULL, O_FAILCLOSED},
         {"settle-mark", 1, NULL, O_SETTLE}, {"events", 1, NULL, 0x300},     {"metrics", 1, NULL, 0x301},
         {"policy-poll", 1, NULL, 0x302}, {"policy-cache", 1, NULL, 0x303},  {"install-rules", 0, NULL, 0x304},
-        {"remove-rules", 0, NULL, 0x305}, {"help", 0, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"remove-rules", 0, NULL, 0x305}, {"bypass", 1, NULL, O_BYPASS},    {"set-timeout", 1, NULL, O_SETTIMEOUT},
+        {"set-max", 1, NULL, O_SETMAX},  {"help", 0, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
     int c, bad = 0;
@@ -197,6 +207,8 @@ static int parse(int argc, char **argv, struct opts *o)
     o->fw.ct_mark = DEFAULT_CT_MARK;
     o->fw.settled_mark = DEFAULT_SETTLED_MARK;
     o->fw.workers = 1;
+    o->fw.set_timeout_s = DEFAULT_SET_TIMEOUT_S;
+    o->fw.set_max = DEFAULT_SET_MAX;
     o->poll_s = DEFAULT_POLL_S;
     optind = 1;
     opterr = 0;
@@ -224,6 +236,23 @@ static int parse(int argc, char **argv, struct opts *o)
                 o->fw.hook = SD_FW_PREROUTING;
             else
                 bad = bad_value(optarg, "--hook");
+            break;
+        case O_BYPASS:
+            if (!strcmp(optarg, "conntrack"))
+                o->fw.bypass = SD_BYPASS_CONNTRACK;
+            else if (!strcmp(optarg, "ipset"))
+                o->fw.bypass = SD_BYPASS_IPSET;
+            else
+                bad = bad_value(optarg, "--bypass (conntrack or ipset)");
+            break;
+        case O_SETTIMEOUT:
+            /* At least 2 s: the workers' cache of added flows is emptied every half timeout. */
+            bad = parse_num(optarg, 2147483, &v, "--set-timeout") || (v < 2 && bad_value(optarg, "--set-timeout"));
+            o->fw.set_timeout_s = (uint32_t)v;
+            break;
+        case O_SETMAX:
+            bad = parse_num(optarg, 1u << 30, &v, "--set-max") || (v == 0 && bad_value(optarg, "--set-max"));
+            o->fw.set_max = (uint32_t)v;
             break;
         case O_IFACE:
             if (split_ifaces(o, optarg) < 0)
@@ -270,10 +299,20 @@ static int finish_opts(struct opts *o)
     }
     if (!o->fw.queue_packets)
         o->fw.settled_mark = 0; /* every packet is queued anyway: nothing to leave early */
+    if (o->fw.bypass == SD_BYPASS_IPSET) {
+        o->fw.settled_mark = 0; /* no conntrack: no marks */
+        o->fw.ct_mark = 0;
+    }
     o->in.queue = o->fw.queue;
     o->in.workers = o->fw.workers;
     o->in.ct_mark = o->fw.queue_packets ? o->fw.ct_mark : 0; /* everything is queued anyway */
     o->in.settled_mark = o->fw.settled_mark;
+    o->in.bypass = o->fw.bypass;
+    o->in.set_timeout_s = o->fw.set_timeout_s;
+    if (o->fw.bypass == SD_BYPASS_IPSET && o->fw.queue_packets) { /* with N = 0 every packet is queued */
+        sd_fw_set_name(&o->fw, 4, o->in.sets[0], sizeof(o->in.sets[0]));
+        sd_fw_set_name(&o->fw, 6, o->in.sets[1], sizeof(o->in.sets[1]));
+    }
     return 0;
 }
 
@@ -534,7 +573,9 @@ static void announce(const struct run *r)
         snprintf(queues, sizeof(queues), "queue %u", o->fw.queue);
     fprintf(stderr, "slowdown run: %s on %s, %s, %s\n", r->pol ? r->pol->name : "no engine", queues,
             o->no_rules ? "no rules installed" : o->fw.hook ? "mangle PREROUTING" : "filter FORWARD",
-            o->fw.queue_packets ? "first packets of each connection" : "every packet");
+            !o->fw.queue_packets                ? "every packet"
+            : o->fw.bypass == SD_BYPASS_IPSET ? "each connection until it settles (ipset bypass, no conntrack)"
+                                              : "first packets of each connection");
     if (o->ready_file) {
         FILE *f = fopen(o->ready_file, "w");
         if (f)

@@ -689,6 +689,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
         v->flags |= SD_VF_ACTION;
     else if (!(f->flags & SD_FF_INSPECTING))
         v->flags |= SD_VF_SETTLED;
+    if (dir)
+        v->flags |= SD_VF_S2C;
     if (end_after) {
         flow_end(e, slot, SD_END_FINRST);
         sd_flow_remove(e->ft, slot);

@@ -36,6 +36,7 @@ enum sd_verdict_kind {
 enum sd_verdict_flag {
     SD_VF_ACTION = 1 << 0,  /* the flow is under an action (throttle, block, freeze) */
     SD_VF_SETTLED = 1 << 1, /* inspection is over and no action: the flow's later packets all pass */
+    SD_VF_S2C = 1 << 2,     /* the packet went server to client (its destination opened the flow) */
 };
 
 struct sd_verdict {

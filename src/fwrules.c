@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "fwrules.h"
+#include "inline.h"
 #include "subproc.h"
 
 static const char *const tools[2] = {"iptables-legacy", "ip6tables-legacy"};
@@ -24,6 +25,11 @@ static const char *const hook_chain[2] = {"FORWARD", "PREROUTING"};
 void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len)
 {
     snprintf(buf, len, "SLOWDOWN-%u", c->queue);
+}
+
+void sd_fw_set_name(const struct sd_fw_config *c, int family, char *buf, size_t len)
+{
+    snprintf(buf, len, "SLOWDOWN-%u-v%d", c->queue, family);
 }
 
 /* Appends one command of NULL-terminated tokens. */
@@ -69,7 +75,7 @@ static bool iface_ok(const char *s)
 }
 
 /* The rules of one family. */
-static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd_fw_plan *p)
+static int plan_family(const struct sd_fw_config *c, int family, const char *tool, struct sd_fw_plan *p)
 {
     const char *tab = hook_table[c->hook], *hook = hook_chain[c->hook];
     char chain[32], qopt[24], qval[24], window[24], mark[32], settled[32];
@@ -89,7 +95,16 @@ static int plan_family(const struct sd_fw_config *c, const char *tool, struct sd
     snprintf(settled, sizeof(settled), "0x%x/0x%x", c->settled_mark, c->settled_mark);
 #define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
     rc = add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
-    if (c->queue_packets == 0) {
+    if (c->queue_packets == 0 || c->bypass == SD_BYPASS_IPSET) {
+        if (c->queue_packets != 0) {
+            char set[32];
+            sd_fw_set_name(c, family, set, sizeof(set));
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
+                                    "src,src,dst", "-j", "RETURN", NULL);
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
+                                    "dst,dst,src", "-j", "RETURN", NULL);
+        }
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", Q);
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "udp", Q);
     } else {
@@ -122,8 +137,21 @@ int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
         if (!iface_ok(c->ifaces[i]))
             return SD_EINVAL;
     }
+    if (c->bypass == SD_BYPASS_IPSET && c->queue_packets != 0) {
+        char timeout[16], max[16];
+        snprintf(timeout, sizeof(timeout), "%u", c->set_timeout_s);
+        snprintf(max, sizeof(max), "%u", c->set_max);
+        for (int f = 0; f < 2; f++) {
+            char set[32];
+            sd_fw_set_name(c, f ? 6 : 4, set, sizeof(set));
+            int rc = add_rule(p, "ipset", "create", set, "hash:ip,port,ip", "family", f ? "inet6" : "inet",
+                              "timeout", timeout, "maxelem", max, "-exist", NULL);
+            if (rc < 0)
+                return rc;
+        }
+    }
     for (int f = 0; f < 2; f++) {
-        int rc = plan_family(c, tools[f], p);
+        int rc = plan_family(c, f ? 6 : 4, tools[f], p);
         if (rc < 0)
             return rc;
     }
@@ -209,6 +237,14 @@ int sd_fw_remove(const struct sd_fw_config *c, char *err, size_t errlen)
             if (sd_subproc_run(flush, NULL, 0) == 0 && sd_subproc_run(del, NULL, 0) == 0)
                 removed++;
         }
+    }
+    /* The sets, once no rule refers to them; none there (or no ipset tool) is no error. */
+    for (int f = 4; f <= 6; f += 2) {
+        char set[32];
+        sd_fw_set_name(c, f, set, sizeof(set));
+        char *destroy[] = {"ipset", "-q", "destroy", set, NULL};
+        if (sd_subproc_run(destroy, NULL, 0) == 0)
+            removed++;
     }
     return removed;
 }

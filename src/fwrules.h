@@ -24,6 +24,26 @@
  * hashes both directions of a flow to the same queue). With N = 0 every TCP
  * and UDP packet is queued and the connmark rule is left out. Bulk traffic
  * of flows that passed inspection never leaves the kernel.
+ *
+ * Bypass by ipset (SD_BYPASS_IPSET), for paths that track no connections:
+ * conntrack costs a bulk flow 15-20% of its forwarding on this VM, and every
+ * rule above needs it. Instead, one set per family, filled by the daemon
+ * with the flows that settled (client address, client port and protocol,
+ * server address; elements time out):
+ *
+ *   ipset create SLOWDOWN-q-v4 hash:ip,port,ip family inet timeout T maxelem E -exist
+ *   -A SLOWDOWN-q -p tcp --syn -j NFQUEUE Q --queue-bypass
+ *        every new connection: the daemon deletes a stale element of its port
+ *   -A SLOWDOWN-q -m set --match-set SLOWDOWN-q-v4 src,src,dst -j RETURN
+ *   -A SLOWDOWN-q -m set --match-set SLOWDOWN-q-v4 dst,dst,src -j RETURN
+ *        settled flows, client to server and back
+ *   -A SLOWDOWN-q -p tcp -j NFQUEUE Q --queue-bypass   (and -p udp)
+ *        everything else: flows being inspected, and flows under an action
+ *
+ * A flow stays queued until the engine settles it, whatever N is (it settles
+ * within a few payload packets). Non-first IP fragments carry no ports, match
+ * no element and are queued, as the engine needs them (without conntrack the
+ * kernel does not reassemble).
  */
 #ifndef SD_FWRULES_H
 #define SD_FWRULES_H
@@ -50,6 +70,9 @@ struct sd_fw_config {
     uint32_t ct_mark;         /* conntrack mark bit(s) of flows under an action */
     uint32_t settled_mark;    /* conntrack mark bit(s) of settled flows (0: no such rule) */
     uint8_t hook;             /* SD_FW_FORWARD or SD_FW_PREROUTING */
+    uint8_t bypass;           /* SD_BYPASS_CONNTRACK or SD_BYPASS_IPSET (inline.h) */
+    uint32_t set_timeout_s;   /* ipset: element timeout */
+    uint32_t set_max;         /* ipset: most elements per set */
     const char *ifaces[SD_FW_MAX_IFACES]; /* only packets coming in on these (none: all) */
     unsigned n_ifaces;
 };
@@ -67,6 +90,9 @@ struct sd_fw_plan {
 /* The chain name for |c| ("SLOWDOWN-0") into |buf|. */
 void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len);
 
+/* The ipset of |c|'s queue for |family| (4 or 6: "SLOWDOWN-0-v4") into |buf|. */
+void sd_fw_set_name(const struct sd_fw_config *c, int family, char *buf, size_t len);
+
 /* Fills |p| with the commands that install the rules of |c|, in order.
  * 0, or SD_ERANGE / SD_EINVAL (too many interfaces, bad interface name). */
 int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p);
@@ -81,7 +107,8 @@ int sd_fw_plan_apply(const struct sd_fw_plan *p, char *err, size_t errlen);
 /*
  * Removes every trace of the chain of |c|'s queue, whatever options the run
  * that installed it had: jumps to it from FORWARD (filter) and PREROUTING
- * (mangle), then the chain, for both families. Safe to call when nothing is
+ * (mangle), then the chain, for both families, then the queue's ipsets
+ * (when the ipset tool is there). Safe to call when nothing is
  * installed. Returns how many rules and chains it removed, or SD_EIO when
  * the iptables tools cannot be run at all (|err|).
  */

@@ -21,12 +21,21 @@
 
 enum { SD_INLINE_MAX_WORKERS = 64, SD_INLINE_MAX_RULES = SD_POLICY_MAX_RULES + 1 };
 
+/* How flows that settled leave the queue. */
+enum sd_bypass { SD_BYPASS_CONNTRACK = 0, SD_BYPASS_IPSET = 1 };
+
 struct sd_inline_config {
     uint16_t queue;           /* first queue; worker i serves queue + i */
     uint16_t workers;         /* 1 .. SD_INLINE_MAX_WORKERS */
     uint32_t ct_mark;         /* conntrack mark bit(s) set on flows under an action (0: none) */
     uint32_t settled_mark;    /* conntrack mark bit(s) set on settled flows (inspection over, no
                                  action: the rules stop queueing them); 0: none */
+    /* SD_BYPASS_IPSET: no conntrack marks; settled flows are added instead to the kernel set
+     * sets[0] (IPv4) or sets[1] (IPv6), type hash:ip,port,ip keyed client address, client port and
+     * protocol, server address, with timeout set_timeout_s (see inline.c). */
+    uint8_t bypass;           /* enum sd_bypass */
+    char sets[2][32];
+    uint32_t set_timeout_s;
     uint32_t copy_range, maxlen, rcvbuf; /* queue settings (io_nfq.h; 0 for defaults) */
     unsigned batch;           /* packets per receive (0: 256) */
     uint32_t max_flows;       /* per engine (0: engine default) */
@@ -46,8 +55,9 @@ struct sd_inline_stats {
     uint64_t accepted, dropped, replaced, held;  /* queue verdicts by engine verdict */
     uint64_t released, release_errors;           /* held packets sent later through a raw socket */
     uint64_t decode_errors;           /* packets the decoder refused (accepted unseen) */
-    uint64_t ct_marks, ct_errors;     /* conntrack marks sent / refused by the kernel */
-    uint64_t settled_marks;           /* ... of which marked a flow settled */
+    uint64_t ct_marks, ct_errors;     /* conntrack marks (or set adds and deletes) sent / refused by the
+                                         kernel */
+    uint64_t settled_marks;           /* ... of which marked a flow settled (set: added it) */
     uint64_t io_errors;               /* failed receives or verdict sends (verdicts of a failed send are
                                          recovered by the next batch accept, or at stop) */
 };

@@ -29,6 +29,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/ipset/ip_set.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
@@ -379,6 +380,46 @@ int sd_nfq_ct_mark(int fd, const struct sd_nfq_tuple *t, uint32_t mark, uint32_t
     /* new mark = (old & ~CTA_MARK_MASK) ^ CTA_MARK (ctnetlink_change_mark) */
     mnl_attr_put_u32(nlh, CTA_MARK, htonl(mark & mask));
     mnl_attr_put_u32(nlh, CTA_MARK_MASK, htonl(mask));
+    return send_msg(fd, nlh) < 0 ? SD_EIO : 0;
+}
+
+/* An address attribute of ipset's: a nest holding IPV4 or IPV6 in network order. */
+static void put_set_addr(struct nlmsghdr *nlh, uint16_t type, uint8_t family, const uint8_t *a)
+{
+    struct nlattr *n = mnl_attr_nest_start(nlh, type);
+    if (family == 4)
+        mnl_attr_put(nlh, IPSET_ATTR_IPADDR_IPV4 | NLA_F_NET_BYTEORDER, 4, a);
+    else
+        mnl_attr_put(nlh, IPSET_ATTR_IPADDR_IPV6 | NLA_F_NET_BYTEORDER, 16, a);
+    mnl_attr_nest_end(nlh, n);
+}
+
+int sd_nfq_set_entry(int fd, const char *set, const struct sd_nfq_tuple *t, bool add, uint32_t timeout_s)
+{
+    uint8_t buf[256];
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    struct nfgenmsg *g;
+
+    if ((t->family != 4 && t->family != 6) || strlen(set) >= IPSET_MAXNAMELEN)
+        return SD_EINVAL;
+    nlh->nlmsg_type = (NFNL_SUBSYS_IPSET << 8) | (add ? IPSET_CMD_ADD : IPSET_CMD_DEL);
+    /* No NLM_F_EXCL: adding an element that is there renews its timeout, deleting one that is not is no
+     * error (the kernel's IPSET_FLAG_EXIST). Errors come back to sd_nfq_ct_drain. */
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+    g->nfgen_family = t->family == 4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+    g->version = NFNETLINK_V0;
+    g->res_id = 0;
+    mnl_attr_put_u8(nlh, IPSET_ATTR_PROTOCOL, IPSET_PROTOCOL);
+    mnl_attr_put_strz(nlh, IPSET_ATTR_SETNAME, set);
+    struct nlattr *data = mnl_attr_nest_start(nlh, IPSET_ATTR_DATA);
+    put_set_addr(nlh, IPSET_ATTR_IP, t->family, t->saddr);
+    mnl_attr_put_u16(nlh, IPSET_ATTR_PORT | NLA_F_NET_BYTEORDER, htons(t->sport));
+    mnl_attr_put_u8(nlh, IPSET_ATTR_PROTO, t->proto);
+    put_set_addr(nlh, IPSET_ATTR_IP2, t->family, t->daddr);
+    if (add && timeout_s)
+        mnl_attr_put_u32(nlh, IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, htonl(timeout_s));
+    mnl_attr_nest_end(nlh, data);
     return send_msg(fd, nlh) < 0 ? SD_EIO : 0;
 }
 

@@ -122,6 +122,17 @@ struct sd_nfq_tuple {
  */
 int sd_nfq_ct_mark(int fd, const struct sd_nfq_tuple *t, uint32_t mark, uint32_t mask);
 
+/*
+ * Adds (|add|) or deletes the element "client address, client port and
+ * protocol, server address" of an ipset of type hash:ip,port,ip named |set|:
+ * |t| is oriented client to server (saddr, sport the client's). An add
+ * renews the timeout of an element that is there (|timeout_s| 0: the set's
+ * default); a delete of one that is not is no error. Sent like
+ * sd_nfq_ct_mark, on the same kind of socket, answers read by
+ * sd_nfq_ct_drain. 0, SD_EINVAL (bad family, name too long), SD_EIO.
+ */
+int sd_nfq_set_entry(int fd, const char *set, const struct sd_nfq_tuple *t, bool add, uint32_t timeout_s);
+
 /* A netlink socket for sd_nfq_ct_mark, or a negative SD_E*. Close it with close(). */
 int sd_nfq_ct_open(void);
 

@@ -112,7 +112,7 @@ static void test_rule_counters(void **state)
     for (int i = 0; i < 3; i++) {
         v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
         assert_int_equal(v.kind, SD_V_DROP);
-        assert_int_equal(v.flags, SD_VF_ACTION);
+        assert_int_equal(v.flags, SD_VF_ACTION | SD_VF_S2C); /* server to client */
     }
     /* Another name: inspection ends, nothing fires, the flow is settled. */
     struct conn b = {.e = e, .cport = 40001, .cseq = 7000, .sseq = 9000, .t = 11 * SEC};
@@ -120,15 +120,17 @@ static void test_rule_counters(void **state)
     assert_int_equal(v.kind, SD_V_PASS);
     assert_int_equal(v.flags, SD_VF_SETTLED);
     v = feed(&b, 1, SD_TCP_ACK, data, 500);
-    assert_int_equal(v.flags, SD_VF_SETTLED);
+    assert_int_equal(v.flags, SD_VF_SETTLED | SD_VF_S2C);
+    v = feed(&b, 0, SD_TCP_ACK, NULL, 0);
+    assert_int_equal(v.flags, SD_VF_SETTLED); /* client to server */
     /* A pass rule fires too (a whitelist), and the flow settles under it. */
     struct conn c = {.e = e, .cport = 40002, .cseq = 100, .sseq = 200, .t = 12 * SEC};
     v = open_tls(&c, "fine.test");
     assert_int_equal(v.flags, SD_VF_SETTLED);
 
     assert_int_equal(sd_engine_rule_stats(e, rs, 8), 3);
-    /* No rule: a's 3 handshake packets, b's 5 packets, c's 3 handshake packets. */
-    assert_int_equal(rs[0].packets, 3 + 5 + 3);
+    /* No rule: a's 3 handshake packets, b's 6 packets, c's 3 handshake packets. */
+    assert_int_equal(rs[0].packets, 3 + 6 + 3);
     assert_int_equal(rs[0].dropped, 0);
     assert_int_equal(rs[0].flows, 0);
     assert_int_equal(rs[1].packets, 1); /* allow: c's hello */
@@ -143,7 +145,7 @@ static void test_rule_counters(void **state)
     /* Fewer slots than rules: a prefix, and the full count. */
     memset(rs, 0xff, sizeof(rs));
     assert_int_equal(sd_engine_rule_stats(e, rs, 1), 3);
-    assert_int_equal(rs[0].packets, 11);
+    assert_int_equal(rs[0].packets, 12);
     assert_int_equal(rs[1].packets, UINT64_MAX); /* untouched */
 
     struct sd_engine_stats st;
@@ -158,7 +160,7 @@ static void test_rule_counters(void **state)
     struct sd_policy *p2 = tpolicy("names bad blocked.test\nrule t when sni in bad then drop\n");
     sd_engine_set_policy(e, p2);
     assert_int_equal(sd_engine_rule_stats(e, rs, 8), 2);
-    assert_int_equal(rs[0].packets, 11);
+    assert_int_equal(rs[0].packets, 12);
     assert_int_equal(rs[1].packets, 4);
     assert_int_equal(rs[1].flows, 1);
     v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
@@ -179,9 +181,9 @@ static void test_rule_counters(void **state)
     assert_int_equal(rs[1].flows, 0);
     v = feed(&a, 1, SD_TCP_ACK | SD_TCP_PSH, data, sizeof(data));
     assert_int_equal(v.kind, SD_V_PASS); /* the flow lives on under no rule */
-    assert_int_equal(v.flags, SD_VF_SETTLED);
+    assert_int_equal(v.flags, SD_VF_SETTLED | SD_VF_S2C);
     sd_engine_rule_stats(e, rs, 8);
-    assert_int_equal(rs[0].packets, 12);
+    assert_int_equal(rs[0].packets, 13);
 
     sd_engine_free(e);
     sd_policy_free(p1);

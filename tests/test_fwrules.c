@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "fwrules.h"
+#include "inline.h"
 #include "subproc.h"
 
 static struct sd_fw_plan plan;
@@ -112,6 +113,45 @@ static void test_every_packet(void **state)
         assert_null(strstr(line(i), "connmark"));
 }
 
+static void test_bypass_ipset(void **state)
+{
+    struct sd_fw_config c = {.queue = 2, .workers = 1, .queue_packets = 64, .bypass = SD_BYPASS_IPSET,
+                             .set_timeout_s = 90, .set_max = 5000, .hook = SD_FW_PREROUTING};
+    char name[32];
+    (void)state;
+
+    sd_fw_set_name(&c, 6, name, sizeof(name));
+    assert_string_equal(name, "SLOWDOWN-2-v6");
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 2 + 2 * 7);
+    /* The sets first, then per family: SYNs queued, the set's elements in both directions pass, the rest
+     * queued. Nothing needs conntrack. */
+    assert_string_equal(line(0), "ipset create SLOWDOWN-2-v4 hash:ip,port,ip family inet timeout 90 maxelem 5000 -exist");
+    assert_string_equal(line(1), "ipset create SLOWDOWN-2-v6 hash:ip,port,ip family inet6 timeout 90 maxelem 5000 -exist");
+    assert_string_equal(line(3), "iptables-legacy -w -t mangle -A SLOWDOWN-2 -p tcp --syn -j NFQUEUE --queue-num 2 "
+                                 "--queue-bypass");
+    assert_string_equal(line(4), "iptables-legacy -w -t mangle -A SLOWDOWN-2 -m set --match-set SLOWDOWN-2-v4 "
+                                 "src,src,dst -j RETURN");
+    assert_string_equal(line(5), "iptables-legacy -w -t mangle -A SLOWDOWN-2 -m set --match-set SLOWDOWN-2-v4 "
+                                 "dst,dst,src -j RETURN");
+    assert_string_equal(line(6), "iptables-legacy -w -t mangle -A SLOWDOWN-2 -p tcp -j NFQUEUE --queue-num 2 "
+                                 "--queue-bypass");
+    assert_string_equal(line(7), "iptables-legacy -w -t mangle -A SLOWDOWN-2 -p udp -j NFQUEUE --queue-num 2 "
+                                 "--queue-bypass");
+    assert_string_equal(line(11), "ip6tables-legacy -w -t mangle -A SLOWDOWN-2 -m set --match-set SLOWDOWN-2-v6 "
+                                  "src,src,dst -j RETURN");
+    for (unsigned i = 0; i < plan.n; i++) {
+        assert_null(strstr(line(i), "conn"));
+        assert_null(strstr(line(i), "ctstate"));
+    }
+    /* Every packet queued: no set is needed. */
+    c.queue_packets = 0;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 8);
+    for (unsigned i = 0; i < plan.n; i++)
+        assert_null(strstr(line(i), "set"));
+}
+
 static void test_refusals(void **state)
 {
     struct sd_fw_config c = {.workers = 1, .queue_packets = 64, .ct_mark = 1, .n_ifaces = 1};
@@ -154,7 +194,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),      cmocka_unit_test(test_workers_ifaces_prerouting),
-        cmocka_unit_test(test_settled_mark),
+        cmocka_unit_test(test_settled_mark), cmocka_unit_test(test_bypass_ipset),
         cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_print),
     };
