@@ -10,9 +10,10 @@
 #    keep >= 90 % of the no-censor goodput. Medians of the rounds. A third
 #    mode tracks connections with no censor (one conntrack rule): the
 #    censor's default rules need conntrack, which costs 15-20% of a single
-#    10 Gbit/s flow's forwarding on this VM, and "none" has none. A fourth
-#    runs the censor with --bypass ipset (no conntrack: settled flows leave
-#    the queue through a kernel set); the verdict line is that mode's.
+#    10 Gbit/s flow's forwarding on this VM, and "none" has none. Two more
+#    run the censor without conntrack: --bypass ipset (settled flows leave
+#    the queue through kernel sets) and --bypass bpf (through an eBPF
+#    program's map); the verdict line is bpf's.
 #    ONLY_GOODPUT=1 stops after this round.
 # 2. Packets per second with EVERY packet through the queue (--queue-packets
 #    0): `slowdown run` (recvmmsg batches, batch verdicts, one send per batch)
@@ -102,9 +103,10 @@ ct_rule() { # -A or -D
 }
 declare -A vals # "MODE-DIR" -> the rounds' kbit/s, space-separated
 for r in $(seq "$R"); do
-    for mode in censor none ct ipset; do
+    for mode in censor none ct ipset bpf; do
         [ "$mode" = censor ] && run_censor "$dir/bench-$r.log" 64
         [ "$mode" = ipset ] && run_censor "$dir/bench-ipset-$r.log" 64 --bypass ipset
+        [ "$mode" = bpf ] && run_censor "$dir/bench-bpf-$r.log" 64 --bypass bpf
         [ "$mode" = ct ] && ct_rule -A
         for d in up down; do
             extra=()
@@ -113,7 +115,7 @@ for r in $(seq "$R"); do
             vals[$mode-$d]="${vals[$mode-$d]:-} $k"
             printf '  round %d %-6s %-4s %8s Mbit/s\n' "$r" "$mode" "$d" "$(mbit "$k")"
         done
-        [ "$mode" = censor ] || [ "$mode" = ipset ] && stop_censor
+        case $mode in censor | ipset | bpf) stop_censor ;; esac
         [ "$mode" = ct ] && ct_rule -D
     done
 done
@@ -121,15 +123,76 @@ echo
 # The median of the rounds: one 5 s transfer in a few stalls for a moment on
 # a shared machine, with or without the censor, and would drag a mean.
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-echo "1. bulk TCP goodput (median of $R rounds; censor = tw21-initial; conntrack: first 64 packets queued; ipset: until the flow settles)"
+echo "1. bulk TCP goodput (median of $R rounds; censor = tw21-initial; conntrack: first 64 packets queued; bpf, ipset: until the flow settles)"
 for d in up down; do
     c=$(median <<<"${vals[censor-$d]}") n=$(median <<<"${vals[none-$d]}") t=$(median <<<"${vals[ct-$d]}")
-    i=$(median <<<"${vals[ipset-$d]}")
-    awk -v c="$c" -v n="$n" -v t="$t" -v i="$i" -v d="$d" 'BEGIN {
-        printf "   %-4s  with censor (--bypass ipset) %8.0f Mbit/s   no censor %8.0f Mbit/s   ratio %.3f  %s\n",
-               d, i / 1000, n / 1000, i / n, (i / n >= 0.9 ? "(>= 0.90: ok)" : "(< 0.90)")
+    i=$(median <<<"${vals[ipset-$d]}") b=$(median <<<"${vals[bpf-$d]}")
+    awk -v c="$c" -v n="$n" -v t="$t" -v i="$i" -v b="$b" -v d="$d" 'BEGIN {
+        printf "   %-4s  with censor (--bypass bpf) %8.0f Mbit/s   no censor %8.0f Mbit/s   ratio %.3f  %s\n",
+               d, b / 1000, n / 1000, b / n, (b / n >= 0.9 ? "(>= 0.90: ok)" : "(< 0.90)")
+        printf "         with censor (--bypass ipset) %8.0f Mbit/s   ratio %.3f\n", i / 1000, i / n
         printf "         with censor (conntrack, default) %8.0f Mbit/s   ratio %.3f\n", c / 1000, c / n
         printf "         no censor, connections tracked %8.0f Mbit/s   conntrack censor / that %.3f\n", t / 1000, c / t }'
+done
+
+
+# ---- 1b. the censor's rules in and out within one transfer ----
+# Whole transfers in turn scatter by 20-40% on this host (its speed drifts
+# within minutes), more than the difference sought. Here one transfer of
+# 13 s (the server's sink stops at 16 GiB) runs with the censor up; every
+# second the jump to its chain is taken out or put back, and the rate of
+# each phase is read over its last 0.7 s from the censor namespace's
+# interface counters (/proc/PID/net/dev: no process started meanwhile).
+# Each phase with the rules is compared with the mean of the phases without
+# around it, and the median of those ratios is printed. (Not for the
+# conntrack mode: its rules keep the kernel tracking even while no packet
+# reaches them, so its phases without would not be without.) TOGGLE_ROUNDS
+# transfers per mode and direction (default 3, 5 pairs each).
+jump() { "$SD" lab exec "$id" censor -- iptables-legacy -w -t mangle "$1" PREROUTING -j SLOWDOWN-0 2>/dev/null; }
+dev_bytes() { # bytes sent by the censor's two interfaces
+    local l t=0
+    while read -r l; do
+        # shellcheck disable=SC2086
+        set -- $l
+        case $1 in in0: | out0:) t=$((t + ${10})) ;; esac
+    done <"/proc/$CPID/net/dev"
+    echo "$t"
+}
+uptime_s() { local s _; read -r s _ </proc/uptime; echo "$s"; }
+toggle_round() { # DIR BYPASS -> the ratios, one a line
+    local d=$1 bypass=$2 k i a b t0 t1 extra=()
+    [ "$d" = up ] && extra=(--up)
+    for k in $(seq "${TOGGLE_ROUNDS:-3}"); do
+        run_censor "$dir/bench-toggle.log" 64 --bypass "$bypass"
+        "$SD" lab exec "$id" client -- "$SD" lab fetch --plain --skip 0 --seconds 13 "${extra[@]}" 203.0.113.2 >/dev/null &
+        local fpid=$! rates=()
+        sleep 0.8
+        for i in $(seq 10); do
+            [ $((i % 2)) = 1 ] && jump -D
+            sleep 0.15
+            a=$(dev_bytes) t0=$(uptime_s)
+            sleep 0.7
+            b=$(dev_bytes) t1=$(uptime_s)
+            [ $((i % 2)) = 1 ] && jump -I
+            rates+=("$(awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')")
+        done
+        wait "$fpid"
+        stop_censor
+        # phases 1,3,..,9 without the rules, 2,4,..,10 with them
+        for i in 1 3 5 7; do
+            awk -v off1="${rates[$((i - 1))]}" -v on="${rates[$i]}" -v off2="${rates[$((i + 1))]}" \
+                'BEGIN { printf "%.4f\n", on / ((off1 + off2) / 2) }'
+        done
+        awk -v off="${rates[8]}" -v on="${rates[9]}" 'BEGIN { printf "%.4f\n", on / off }'
+    done
+}
+quart() { sort -n | awk '{ v[NR] = $1 } END { printf "median %.3f (quartiles %.3f-%.3f, %d pairs)", v[int((NR + 1) / 2)], v[int(NR / 4) + 1], v[int(3 * NR / 4)], NR }'; }
+echo
+echo "1b. bulk TCP goodput with the censor's rules in / out, every second within one transfer (censor = tw21-initial)"
+for bypass in bpf ipset; do
+    for d in up down; do
+        printf '   %-4s --bypass %-9s  with rules / without: %s\n' "$d" "$bypass" "$(toggle_round "$d" "$bypass" | quart)"
+    done
 done
 
 [ "${ONLY_GOODPUT:-0}" = 1 ] && exit 0

@@ -5,8 +5,8 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config
-      libpcap-dev libnetfilter-queue-dev libmnl-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libcap-ng-dev curl
-      openssl iproute2 iptables ipset tcpdump iperf3 procps kmod
+      libpcap-dev libnetfilter-queue-dev libmnl-dev libssl-dev libcmocka-dev libcurl4-openssl-dev libcap-ng-dev libbpf-dev curl
+      openssl iproute2 iptables ipset bpftool tcpdump iperf3 procps kmod
       clang-14 libclang-rt-14-dev libndpi-bin
       valgrind cppcheck clang-tidy-14
       python3)  # tests/support/split_client.py: an outside client for the external adapter test

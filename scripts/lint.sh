@@ -14,7 +14,7 @@ if [ ! -f "$db" ]; then
   exit 1
 fi
 # The compilation database names the generated presets_data.c: make it.
-cmake --build "$build" --target sd_presets_data >/dev/null
+cmake --build "$build" --target sd_presets_data sd_bpf_data >/dev/null
 # cppcheck names files as the database's path does (relative for a relative
 # one): an absolute path keeps the filter and the suppressions matching.
 db=$(cd "$build" && pwd)/compile_commands.json

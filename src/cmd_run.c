@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfpass.h"
 #include "central.h"
 #include "cli.h"
 #include "clipolicy.h"
@@ -61,6 +62,7 @@ struct opts {
     bool print_rules, no_rules, install_rules, remove_rules;
     uint64_t stats_s, poll_s;
     char ifbuf[256];
+    char bpf_prog[SD_BPFPASS_PATH], bpf_map[SD_BPFPASS_PATH];
     struct sd_fw_config fw;
     struct sd_inline_config in;
 };
@@ -105,12 +107,14 @@ static void usage(FILE *f)
             "  --settle-mark BIT  conntrack mark bit for settled flows, no longer queued\n"
             "                     (0x20000000; 0: keep queueing the whole window)\n"
             "  --bypass HOW       how settled flows stop being queued: conntrack (default:\n"
-            "                     conntrack marks, exact per connection) or ipset (no\n"
-            "                     connection tracking at all, so a faster forwarding path:\n"
-            "                     the daemon adds them to the kernel sets SLOWDOWN-N-v4/-v6,\n"
-            "                     keyed client address, client port, server address)\n"
-            "  --set-timeout S    ipset: seconds an idle settled flow stays in the set (120)\n"
-            "  --set-max N        ipset: most flows per set (1048576; then flows stay queued)\n"
+            "                     conntrack marks), bpf (no connection tracking: an eBPF\n"
+            "                     program in an iptables bpf match looks each packet's flow\n"
+            "                     up in a map the daemon fills; the fastest path) or ipset\n"
+            "                     (no connection tracking: kernel sets SLOWDOWN-N-v4/-v6 keyed\n"
+            "                     client address, client port, server address)\n"
+            "  --set-timeout S    bpf, ipset: seconds an idle settled flow stays bypassed (120)\n"
+            "  --set-max N        bpf, ipset: most flows (1048576; bpf then forgets the idlest,\n"
+            "                     ipset keeps further flows queued)\n"
             "  --hook H           forward (filter FORWARD, default) or prerouting (mangle\n"
             "                     PREROUTING: also sees packets whose TTL ends here)\n"
             "  --iface IF,...     only packets arriving on these interfaces\n"
@@ -242,8 +246,10 @@ static int parse(int argc, char **argv, struct opts *o)
                 o->fw.bypass = SD_BYPASS_CONNTRACK;
             else if (!strcmp(optarg, "ipset"))
                 o->fw.bypass = SD_BYPASS_IPSET;
+            else if (!strcmp(optarg, "bpf"))
+                o->fw.bypass = SD_BYPASS_BPF;
             else
-                bad = bad_value(optarg, "--bypass (conntrack or ipset)");
+                bad = bad_value(optarg, "--bypass (conntrack, bpf or ipset)");
             break;
         case O_SETTIMEOUT:
             /* At least 2 s: the workers' cache of added flows is emptied every half timeout. */
@@ -299,7 +305,7 @@ static int finish_opts(struct opts *o)
     }
     if (!o->fw.queue_packets)
         o->fw.settled_mark = 0; /* every packet is queued anyway: nothing to leave early */
-    if (o->fw.bypass == SD_BYPASS_IPSET) {
+    if (o->fw.bypass != SD_BYPASS_CONNTRACK) {
         o->fw.settled_mark = 0; /* no conntrack: no marks */
         o->fw.ct_mark = 0;
     }
@@ -312,6 +318,20 @@ static int finish_opts(struct opts *o)
     if (o->fw.bypass == SD_BYPASS_IPSET && o->fw.queue_packets) { /* with N = 0 every packet is queued */
         sd_fw_set_name(&o->fw, 4, o->in.sets[0], sizeof(o->in.sets[0]));
         sd_fw_set_name(&o->fw, 6, o->in.sets[1], sizeof(o->in.sets[1]));
+    }
+    /* The pins are named whatever the mode, so that removal finds those of an earlier bpf run. */
+    if (sd_bpfpass_paths(o->fw.queue, o->bpf_prog, o->bpf_map) == 0) {
+        o->fw.bpf_prog = o->bpf_prog;
+        o->fw.bpf_map = o->bpf_map;
+    }
+    if (o->fw.bypass == SD_BYPASS_BPF && o->fw.queue_packets) {
+        if (!o->fw.bpf_prog) {
+            fprintf(stderr, "slowdown run: --bypass bpf: cannot name this network namespace\n");
+            return 1000 + SD_EXIT_USAGE;
+        }
+        o->in.bpf_map = o->bpf_map;
+    } else if (o->fw.bypass == SD_BYPASS_BPF) {
+        o->in.bypass = SD_BYPASS_CONNTRACK; /* every packet queued: nothing to bypass */
     }
     return 0;
 }
@@ -575,6 +595,7 @@ static void announce(const struct run *r)
             o->no_rules ? "no rules installed" : o->fw.hook ? "mangle PREROUTING" : "filter FORWARD",
             !o->fw.queue_packets                ? "every packet"
             : o->fw.bypass == SD_BYPASS_IPSET ? "each connection until it settles (ipset bypass, no conntrack)"
+            : o->fw.bypass == SD_BYPASS_BPF   ? "each connection until it settles (bpf bypass, no conntrack)"
                                               : "first packets of each connection");
     if (o->ready_file) {
         FILE *f = fopen(o->ready_file, "w");
@@ -600,13 +621,21 @@ static void announce(const struct run *r)
  * runs modprobe for ip_tables, which needs CAP_SYS_MODULE (the netfilter
  * modules of the rules themselves are loaded by the kernel on demand).
  */
+#ifndef CAP_BPF
+#define CAP_BPF 39 /* Linux 5.8 */
+#endif
+
+static int install_bpf(const struct opts *o);
+
 static int drop_privileges(const struct opts *o)
 {
-    int keep[3], n = 0;
+    int keep[4], n = 0;
     char err[256], names[128];
     struct sd_privs_result res;
 
     keep[n++] = CAP_NET_ADMIN;
+    if (o->in.bpf_map)
+        keep[n++] = CAP_BPF; /* the workers' map updates, and iptables' --object-pinned */
     if (!o->in.no_engine || !o->no_rules)
         keep[n++] = CAP_NET_RAW;
     if (o->metrics) {
@@ -646,6 +675,8 @@ static int run(struct opts *o, struct sd_fw_plan *plan)
         goto out;
     sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0 || (!o->no_rules && remove_stale(o, false) < 0))
+        goto out;
+    if (!o->no_rules && install_bpf(o) < 0)
         goto out;
     if (drop_privileges(o) < 0)
         goto out;
@@ -706,6 +737,20 @@ static bool has_net_admin(void)
     return capng_have_capability(CAPNG_EFFECTIVE, CAP_NET_ADMIN);
 }
 
+/* --bypass bpf: loads and pins the program (before the privileges go: it needs CAP_SYS_ADMIN and
+ * CAP_BPF). 0, or -1 with the reason printed. */
+static int install_bpf(const struct opts *o)
+{
+    char err[256];
+    if (!o->in.bpf_map)
+        return 0;
+    if (sd_bpfpass_install(o->bpf_prog, o->bpf_map, o->fw.set_max, err, sizeof(err)) < 0) {
+        fprintf(stderr, "slowdown run: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 /* --install-rules / --remove-rules: the firewall part alone. */
 static int rules_only(const struct opts *o, const struct sd_fw_plan *plan)
 {
@@ -714,6 +759,8 @@ static int rules_only(const struct opts *o, const struct sd_fw_plan *plan)
         return SD_EXIT_ERR;
     if (o->remove_rules)
         return SD_EXIT_OK;
+    if (install_bpf(o) < 0)
+        return SD_EXIT_ERR;
     if (sd_fw_plan_apply(plan, err, sizeof(err)) < 0) {
         fprintf(stderr, "slowdown run: %s\n", err);
         sd_fw_remove(&o->fw, err, sizeof(err));

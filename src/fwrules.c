@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpfpass.h"
 #include "fwrules.h"
 #include "inline.h"
 #include "subproc.h"
@@ -95,15 +96,21 @@ static int plan_family(const struct sd_fw_config *c, int family, const char *too
     snprintf(settled, sizeof(settled), "0x%x/0x%x", c->settled_mark, c->settled_mark);
 #define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
     rc = add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
-    if (c->queue_packets == 0 || c->bypass == SD_BYPASS_IPSET) {
-        if (c->queue_packets != 0) {
+    if (c->queue_packets == 0 || c->bypass != SD_BYPASS_CONNTRACK) {
+        if (c->queue_packets != 0)
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
+        if (c->queue_packets != 0 && c->bypass == SD_BYPASS_IPSET) {
             char set[32];
             sd_fw_set_name(c, family, set, sizeof(set));
-            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
                                     "src,src,dst", "-j", "RETURN", NULL);
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
                                     "dst,dst,src", "-j", "RETURN", NULL);
+        } else if (c->queue_packets != 0) {
+            if (!c->bpf_prog)
+                return SD_EINVAL;
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "bpf", "--object-pinned",
+                                    c->bpf_prog, "-j", "RETURN", NULL);
         }
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", Q);
         rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "udp", Q);
@@ -238,6 +245,8 @@ int sd_fw_remove(const struct sd_fw_config *c, char *err, size_t errlen)
                 removed++;
         }
     }
+    if (c->bpf_prog && c->bpf_map)
+        removed += sd_bpfpass_remove(c->bpf_prog, c->bpf_map);
     /* The sets, once no rule refers to them; none there (or no ipset tool) is no error. */
     for (int f = 4; f <= 6; f += 2) {
         char set[32];

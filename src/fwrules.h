@@ -40,6 +40,14 @@
  *   -A SLOWDOWN-q -p tcp -j NFQUEUE Q --queue-bypass   (and -p udp)
  *        everything else: flows being inspected, and flows under an action
  *
+ * Bypass by eBPF (SD_BYPASS_BPF): the same rules with one match in place of
+ * the two set rules, for both families, and no set:
+ *
+ *   -A SLOWDOWN-q -m bpf --object-pinned PROG -j RETURN
+ *
+ * PROG (bpfpass.h) looks the packet's exact flow, in its own direction, up
+ * in a map the daemon fills, and renews the element's idle time.
+ *
  * A flow stays queued until the engine settles it, whatever N is (it settles
  * within a few payload packets). Non-first IP fragments carry no ports, match
  * no element and are queued, as the engine needs them (without conntrack the
@@ -70,9 +78,11 @@ struct sd_fw_config {
     uint32_t ct_mark;         /* conntrack mark bit(s) of flows under an action */
     uint32_t settled_mark;    /* conntrack mark bit(s) of settled flows (0: no such rule) */
     uint8_t hook;             /* SD_FW_FORWARD or SD_FW_PREROUTING */
-    uint8_t bypass;           /* SD_BYPASS_CONNTRACK or SD_BYPASS_IPSET (inline.h) */
+    uint8_t bypass;           /* SD_BYPASS_CONNTRACK, _IPSET or _BPF (inline.h) */
     uint32_t set_timeout_s;   /* ipset: element timeout */
     uint32_t set_max;         /* ipset: most elements per set */
+    const char *bpf_prog;     /* bpf: the pinned bypass program (bpfpass.h) */
+    const char *bpf_map;      /* ... and its map (both removed by sd_fw_remove when set) */
     const char *ifaces[SD_FW_MAX_IFACES]; /* only packets coming in on these (none: all) */
     unsigned n_ifaces;
 };
@@ -108,7 +118,7 @@ int sd_fw_plan_apply(const struct sd_fw_plan *p, char *err, size_t errlen);
  * Removes every trace of the chain of |c|'s queue, whatever options the run
  * that installed it had: jumps to it from FORWARD (filter) and PREROUTING
  * (mangle), then the chain, for both families, then the queue's ipsets
- * (when the ipset tool is there). Safe to call when nothing is
+ * (when the ipset tool is there) and bypass program pins. Safe to call when nothing is
  * installed. Returns how many rules and chains it removed, or SD_EIO when
  * the iptables tools cannot be run at all (|err|).
  */

@@ -40,6 +40,10 @@
  * be inspected. So does a verdict under an action, for the rare new flow
  * that shares an element with a settled one (another server port).
  *
+ * --bypass bpf works the same way with the map of a pinned eBPF program
+ * that iptables runs on every packet (bpfpass.h): two elements per flow, one
+ * per direction, with the exact ports, so none of the ipset's limits apply.
+ *
  * Held IP fragments come back through on_release and leave through a raw
  * socket. (With conntrack loaded the kernel reassembles fragments before any
  * iptables hook, so in practice the engine sees whole packets.)
@@ -73,6 +77,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfpass.h"
 #include "engine.h"
 #include "inline.h"
 #include "mono.h"
@@ -194,7 +199,7 @@ static void mark_flow(struct worker *w, const struct sd_pkt *pkt, uint32_t state
     }
 }
 
-/* The ipset bypass (SD_BYPASS_IPSET): adds a settled flow's element, deletes it on a bare SYN or when the
+/* The ipset and bpf bypasses: adds a settled flow's element(s), deletes them on a bare SYN or when the
  * flow is under an action. |vf| are the verdict's flags. */
 static void bypass_flow(struct worker *w, const struct sd_pkt *pkt, uint8_t vf)
 {
@@ -215,7 +220,14 @@ static void bypass_flow(struct worker *w, const struct sd_pkt *pkt, uint8_t vf)
     struct sd_nfq_tuple t = {pkt->family, pkt->proto, s2c ? pkt->daddr : pkt->saddr,
                              s2c ? pkt->saddr : pkt->daddr, s2c ? pkt->dport : pkt->sport, 0};
     bool add = !syn && state == MARK_SETTLED;
-    if (sd_nfq_set_entry(w->ct_fd, c->sets[pkt->family == 6], &t, add, c->set_timeout_s) == 0) {
+    int rc;
+    if (c->bypass == SD_BYPASS_BPF) {
+        t.dport = s2c ? pkt->sport : pkt->dport; /* an element per direction, exact */
+        rc = sd_bpfpass_set(w->ct_fd, &t, add, c->set_timeout_s);
+    } else {
+        rc = sd_nfq_set_entry(w->ct_fd, c->sets[pkt->family == 6], &t, add, c->set_timeout_s);
+    }
+    if (rc == 0) {
         w->st.ct_marks++;
         w->st.settled_marks += add;
     } else {
@@ -239,7 +251,7 @@ static void decide(struct worker *w, const struct sd_nfq_pkt *p, uint64_t now, s
     sd_engine_packet(w->e, &pkt, now, v);
     if (w->ct_fd < 0)
         return;
-    if (w->in->cfg.bypass == SD_BYPASS_IPSET)
+    if (w->in->cfg.bypass != SD_BYPASS_CONNTRACK)
         bypass_flow(w, &pkt, v->flags);
     else if (v->flags & (SD_VF_ACTION | SD_VF_SETTLED))
         mark_flow(w, &pkt, (v->flags & SD_VF_ACTION) ? MARK_ACTION : MARK_SETTLED);
@@ -299,7 +311,7 @@ static void publish(struct worker *w)
         sd_engine_get_stats(w->e, &w->st.engine);
         n = SD_MIN(sd_engine_rule_stats(w->e, w->rst, SD_INLINE_MAX_RULES), (size_t)SD_INLINE_MAX_RULES);
     }
-    if (w->ct_fd >= 0)
+    if (w->ct_fd >= 0 && w->in->cfg.bypass != SD_BYPASS_BPF)
         w->st.ct_errors += sd_nfq_ct_drain(w->ct_fd);
     pthread_mutex_lock(&w->lock);
     w->snap = w->st;
@@ -364,7 +376,7 @@ static void *worker_main(void *arg)
             sd_engine_expire(w->e, now);
             last_expire = now;
         }
-        if (in->cfg.bypass == SD_BYPASS_IPSET &&
+        if (in->cfg.bypass != SD_BYPASS_CONNTRACK &&
             now - w->marked_since >= (uint64_t)in->cfg.set_timeout_s * SD_NS_PER_S / 2) {
             memset(w->marked, 0, sizeof(w->marked)); /* elements may have timed out: add them again */
             w->marked_since = now;
@@ -408,6 +420,13 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
     }
     w->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     w->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (c->bypass == SD_BYPASS_BPF) {
+        if (c->bpf_map && (w->ct_fd = sd_bpfpass_open(c->bpf_map)) < 0) {
+            snprintf(err, errlen, "cannot open the bypass map %s (is the bpf bypass installed?)", c->bpf_map);
+            return SD_EIO;
+        }
+        return 0;
+    }
     bool marks = c->bypass == SD_BYPASS_IPSET ? c->sets[0][0] != '\0' : (c->ct_mark || c->settled_mark);
     if (marks && (w->ct_fd = sd_nfq_ct_open()) < 0) {
         snprintf(err, errlen, "cannot open a netfilter netlink socket for conntrack marks or set elements");

@@ -22,7 +22,7 @@
 enum { SD_INLINE_MAX_WORKERS = 64, SD_INLINE_MAX_RULES = SD_POLICY_MAX_RULES + 1 };
 
 /* How flows that settled leave the queue. */
-enum sd_bypass { SD_BYPASS_CONNTRACK = 0, SD_BYPASS_IPSET = 1 };
+enum sd_bypass { SD_BYPASS_CONNTRACK = 0, SD_BYPASS_IPSET = 1, SD_BYPASS_BPF = 2 };
 
 struct sd_inline_config {
     uint16_t queue;           /* first queue; worker i serves queue + i */
@@ -33,8 +33,11 @@ struct sd_inline_config {
     /* SD_BYPASS_IPSET: no conntrack marks; settled flows are added instead to the kernel set
      * sets[0] (IPv4) or sets[1] (IPv6), type hash:ip,port,ip keyed client address, client port and
      * protocol, server address, with timeout set_timeout_s (see inline.c). */
+    /* SD_BYPASS_BPF: the same, in the pinned map bpf_map of the bypass program (bpfpass.h): both
+     * directions of the flow, exact, idle timeout set_timeout_s. */
     uint8_t bypass;           /* enum sd_bypass */
     char sets[2][32];
+    const char *bpf_map;
     uint32_t set_timeout_s;
     uint32_t copy_range, maxlen, rcvbuf; /* queue settings (io_nfq.h; 0 for defaults) */
     unsigned batch;           /* packets per receive (0: 256) */

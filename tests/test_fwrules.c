@@ -152,6 +152,32 @@ static void test_bypass_ipset(void **state)
         assert_null(strstr(line(i), "set"));
 }
 
+static void test_bypass_bpf(void **state)
+{
+    struct sd_fw_config c = {.queue = 0, .workers = 2, .queue_packets = 64, .bypass = SD_BYPASS_BPF,
+                             .bpf_prog = "/run/slowdown/bpf/net-1-q-0-prog", .bpf_map = "/run/slowdown/bpf/net-1-q-0-map"};
+    (void)state;
+
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_int_equal(plan.n, 2 * 6);
+    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp --syn -j NFQUEUE --queue-balance 0:1 "
+                                 "--queue-bypass");
+    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
+                                 "/run/slowdown/bpf/net-1-q-0-prog -j RETURN");
+    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp -j NFQUEUE --queue-balance 0:1 "
+                                 "--queue-bypass");
+    /* One program for both families. */
+    assert_string_equal(line(8), "ip6tables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
+                                 "/run/slowdown/bpf/net-1-q-0-prog -j RETURN");
+    for (unsigned i = 0; i < plan.n; i++) {
+        assert_null(strstr(line(i), "conn"));
+        assert_null(strstr(line(i), "ipset"));
+    }
+    /* No program path: refused rather than a rule that cannot load. */
+    c.bpf_prog = NULL;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), SD_EINVAL);
+}
+
 static void test_refusals(void **state)
 {
     struct sd_fw_config c = {.workers = 1, .queue_packets = 64, .ct_mark = 1, .n_ifaces = 1};
@@ -195,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),      cmocka_unit_test(test_workers_ifaces_prerouting),
         cmocka_unit_test(test_settled_mark), cmocka_unit_test(test_bypass_ipset),
+        cmocka_unit_test(test_bypass_bpf),
         cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_print),
     };
