@@ -28,11 +28,6 @@
 extern const unsigned char sd_bypass_bpf_obj[];
 extern const size_t sd_bypass_bpf_len;
 
-/* The map's value (bypass.bpf.c reads it the same way). */
-struct seen {
-    uint64_t last_ns, timeout_ns;
-};
-
 int sd_bpfpass_paths(uint16_t queue, char prog[SD_BPFPASS_PATH], char map[SD_BPFPASS_PATH])
 {
     struct stat st;
@@ -79,7 +74,7 @@ int sd_bpfpass_install(const char *prog, const char *map, uint32_t max, char *er
     sd_bpfpass_remove(prog, map);
     if (!getenv("SD_BPF_DEBUG"))
         libbpf_set_print(silent);
-    LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "sd_bypass");
+    struct bpf_object_open_opts oo = {.sz = sizeof(oo), .object_name = "sd_bypass"}; /* LIBBPF_OPTS, spelled out */
     obj = bpf_object__open_mem(sd_bypass_bpf_obj, sd_bypass_bpf_len, &oo);
     const char *step = "open";
     rc = obj ? 0 : -errno;
@@ -140,10 +135,11 @@ int sd_bpfpass_set(int fd, const struct sd_nfq_tuple *t, bool add, uint32_t time
     make_key(&k[0], t, t->saddr, t->daddr, t->sport, t->dport);
     make_key(&k[1], t, t->daddr, t->saddr, t->dport, t->sport);
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    struct seen v = {(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, (uint64_t)timeout_s * 1000000000u};
+    /* The value, bypass.bpf.c's struct seen: last seen (CLOCK_MONOTONIC, as bpf_ktime_get_ns()), timeout. */
+    uint64_t v[2] = {(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, (uint64_t)timeout_s * 1000000000u};
     int rc = 0;
     for (int i = 0; i < 2; i++) {
-        int r = add ? bpf_map_update_elem(fd, &k[i], &v, BPF_ANY) : bpf_map_delete_elem(fd, &k[i]);
+        int r = add ? bpf_map_update_elem(fd, &k[i], v, BPF_ANY) : bpf_map_delete_elem(fd, &k[i]);
         if (r < 0 && !(r == -ENOENT && !add))
             rc = SD_EIO;
     }

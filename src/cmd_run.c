@@ -791,6 +791,8 @@ int sd_run_main(int argc, char **argv)
         return SD_EXIT_USAGE;
     }
     if (o.print_rules) {
+        if (o.in.bpf_map)
+            printf("# --bypass bpf: slowdown run (or --install-rules) loads and pins %s first\n", o.bpf_prog);
         sd_fw_plan_print(plan, stdout);
         free(plan);
         return SD_EXIT_OK;
