@@ -139,9 +139,9 @@ done
 # ---- 1b. the censor's rules in and out within one transfer ----
 # Whole transfers in turn scatter by 20-40% on this host (its speed drifts
 # within minutes), more than the difference sought. Here one transfer of
-# 13 s (the server's sink stops at 16 GiB) runs with the censor up; every
-# second the jump to its chain is taken out or put back, and the rate of
-# each phase is read over its last 0.7 s from the censor namespace's
+# 9 s (the server's sink stops at 16 GiB) runs with the censor up; every
+# 0.75 s the jump to its chain is taken out or put back, and the rate of
+# each phase is read over its last 0.55 s from the censor namespace's
 # interface counters (/proc/PID/net/dev: no process started meanwhile).
 # Each phase with the rules is compared with the mean of the phases without
 # around it, and the median of those ratios is printed. (Not for the
@@ -164,14 +164,14 @@ toggle_round() { # DIR BYPASS -> the ratios, one a line
     [ "$d" = up ] && extra=(--up)
     for k in $(seq "${TOGGLE_ROUNDS:-3}"); do
         run_censor "$dir/bench-toggle.log" 64 --bypass "$bypass"
-        "$SD" lab exec "$id" client -- "$SD" lab fetch --plain --skip 0 --seconds 13 "${extra[@]}" 203.0.113.2 >/dev/null &
+        "$SD" lab exec "$id" client -- "$SD" lab fetch --plain --skip 0 --seconds 9 "${extra[@]}" 203.0.113.2 >/dev/null &
         local fpid=$! rates=()
-        sleep 0.8
+        sleep 0.6
         for i in $(seq 10); do
             [ $((i % 2)) = 1 ] && jump -D
-            sleep 0.15
+            sleep 0.12
             a=$(dev_bytes) t0=$(uptime_s)
-            sleep 0.7
+            sleep 0.55
             b=$(dev_bytes) t1=$(uptime_s)
             [ $((i % 2)) = 1 ] && jump -I
             rates+=("$(awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", (b - a) / (t1 - t0) }')")
@@ -188,7 +188,7 @@ toggle_round() { # DIR BYPASS -> the ratios, one a line
 }
 quart() { sort -n | awk '{ v[NR] = $1 } END { printf "median %.3f (quartiles %.3f-%.3f, %d pairs)", v[int((NR + 1) / 2)], v[int(NR / 4) + 1], v[int(3 * NR / 4)], NR }'; }
 echo
-echo "1b. bulk TCP goodput with the censor's rules in / out, every second within one transfer (censor = tw21-initial)"
+echo "1b. bulk TCP goodput with the censor's rules in / out, every 0.75 s within one transfer (censor = tw21-initial)"
 for bypass in bpf ipset; do
     for d in up down; do
         printf '   %-4s --bypass %-9s  with rules / without: %s\n' "$d" "$bypass" "$(toggle_round "$d" "$bypass" | quart)"

@@ -97,16 +97,15 @@ static int plan_family(const struct sd_fw_config *c, int family, const char *too
 #define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
     rc = add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
     if (c->queue_packets == 0 || c->bypass != SD_BYPASS_CONNTRACK) {
-        if (c->queue_packets != 0)
-            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
         if (c->queue_packets != 0 && c->bypass == SD_BYPASS_IPSET) {
+            rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
             char set[32];
             sd_fw_set_name(c, family, set, sizeof(set));
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
                                     "src,src,dst", "-j", "RETURN", NULL);
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "set", "--match-set", set,
                                     "dst,dst,src", "-j", "RETURN", NULL);
-        } else if (c->queue_packets != 0) {
+        } else if (c->queue_packets != 0) { /* the program itself leaves bare SYNs to the queue */
             if (!c->bpf_prog)
                 return SD_EINVAL;
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "bpf", "--object-pinned",

@@ -40,13 +40,14 @@
  *   -A SLOWDOWN-q -p tcp -j NFQUEUE Q --queue-bypass   (and -p udp)
  *        everything else: flows being inspected, and flows under an action
  *
- * Bypass by eBPF (SD_BYPASS_BPF): the same rules with one match in place of
- * the two set rules, for both families, and no set:
+ * Bypass by eBPF (SD_BYPASS_BPF): one match in place of the SYN rule and the
+ * two set rules, for both families, and no set:
  *
  *   -A SLOWDOWN-q -m bpf --object-pinned PROG -j RETURN
+ *   -A SLOWDOWN-q -p tcp -j NFQUEUE Q --queue-bypass   (and -p udp)
  *
  * PROG (bpfpass.h) looks the packet's exact flow, in its own direction, up
- * in a map the daemon fills, and renews the element's idle time.
+ * in a map the daemon fills; it never matches a bare SYN.
  *
  * A flow stays queued until the engine settles it, whatever N is (it settles
  * within a few payload packets). Non-first IP fragments carry no ports, match

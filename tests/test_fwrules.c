@@ -159,15 +159,16 @@ static void test_bypass_bpf(void **state)
     (void)state;
 
     assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
-    assert_int_equal(plan.n, 2 * 6);
-    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp --syn -j NFQUEUE --queue-balance 0:1 "
-                                 "--queue-bypass");
-    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
+    assert_int_equal(plan.n, 2 * 5);
+    /* The program leaves bare SYNs to the queue itself: no SYN rule. */
+    assert_string_equal(line(1), "iptables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
                                  "/run/slowdown/bpf/net-1-q-0-prog -j RETURN");
-    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp -j NFQUEUE --queue-balance 0:1 "
+    assert_string_equal(line(2), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p tcp -j NFQUEUE --queue-balance 0:1 "
+                                 "--queue-bypass");
+    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-0 -p udp -j NFQUEUE --queue-balance 0:1 "
                                  "--queue-bypass");
     /* One program for both families. */
-    assert_string_equal(line(8), "ip6tables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
+    assert_string_equal(line(6), "ip6tables-legacy -w -t filter -A SLOWDOWN-0 -m bpf --object-pinned "
                                  "/run/slowdown/bpf/net-1-q-0-prog -j RETURN");
     for (unsigned i = 0; i < plan.n; i++) {
         assert_null(strstr(line(i), "conn"));
