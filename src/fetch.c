@@ -516,7 +516,9 @@ double sd_fetch_kbps(const struct sd_fetch_result *r, const uint64_t *bins, uint
     if (!bin_ns)
         bin_ns = 100ull * SD_NS_PER_MS;
     uint64_t skip_bins = skip_ns / bin_ns;
-    if (!bins || r->transfer_ns <= skip_ns || skip_bins >= r->n_bins || skip_bins == 0)
+    /* Less than a bin left after the skip (a --seconds equal to --skip ends a hair after it): the rate of
+     * a sliver of time is no measurement, the whole transfer's is. */
+    if (!bins || r->transfer_ns < skip_ns + bin_ns || skip_bins >= r->n_bins || skip_bins == 0)
         return (double)r->bytes * 8.0 / ((double)r->transfer_ns / 1e9) / 1000.0;
     uint64_t sum = 0;
     for (uint64_t i = skip_bins; i < r->n_bins; i++)

@@ -443,6 +443,16 @@ static void test_kbps(void **state)
     assert_true(sd_fetch_kbps(&r, b, 0, 0) > 4399.9 && sd_fetch_kbps(&r, b, 0, 0) < 4400.1);
     /* Leaving the first second out: 100000 bytes in 1 s. */
     assert_true(sd_fetch_kbps(&r, b, 0, SD_NS_PER_S) > 799.9 && sd_fetch_kbps(&r, b, 0, SD_NS_PER_S) < 800.1);
+    /* A transfer that ends a hair after the skip (--seconds 1, --skip 1) counts whole too, not as the
+     * bytes of its last bin over 0.3 ms. */
+    r.transfer_ns = SD_NS_PER_S + 300 * 1000;
+    r.n_bins = 11;
+    b[10] = 500000;
+    r.bytes = 10 * 100000 + 500000;
+    assert_true(sd_fetch_kbps(&r, b, 0, SD_NS_PER_S) > 11990.0 && sd_fetch_kbps(&r, b, 0, SD_NS_PER_S) < 12000.0);
+    r.n_bins = 20;
+    b[10] = 10000;
+    r.bytes = 10 * 100000 + 10 * 10000;
     /* A transfer shorter than the skip counts whole. */
     r.transfer_ns = SD_NS_PER_S / 2;
     assert_true(sd_fetch_kbps(&r, b, 0, SD_NS_PER_S) > 17599.9);
