@@ -101,13 +101,13 @@ struct worker {
     bool started;
     struct sd_nfq *q;
     struct sd_engine *e;
-    int ct_fd, raw4, raw6;
+    int ct_fd, raw4, raw6;                 /* ct_fd: ctnetlink (marks, set elements) or the bpf bypass map */
     unsigned gen;                          /* policy generation in use */
     const struct sd_policy *pol;           /* ... and its policy */
     atomic_uint seen_gen;                  /* ... as acknowledged to the main thread */
     struct sd_inline_stats st;             /* owned by the worker */
     uint32_t marked[MARK_CACHE];           /* flow hash with its low 2 bits replaced by MARK_* */
-    uint64_t marked_since;                 /* ipset bypass: when the cache was last emptied */
+    uint64_t marked_since;                 /* bpf and ipset bypasses: when the cache was last emptied */
     pthread_mutex_t lock;                  /* guards snap, snap_rules, snap_n */
     struct sd_inline_stats snap;
     unsigned snap_n;
