@@ -4,6 +4,7 @@
  * bpf/bypass.bpf.c at build time and embedded (sd_bypass_bpf_obj).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -103,6 +104,25 @@ int sd_bpfpass_install(const char *prog, const char *map, uint32_t max, char *er
 int sd_bpfpass_remove(const char *prog, const char *map)
 {
     return (unlink(prog) == 0) + (unlink(map) == 0);
+}
+
+int sd_bpfpass_remove_netns(unsigned long long netns_ino)
+{
+    char prefix[48], path[SD_BPFPASS_PATH + 256];
+    int n = 0;
+    DIR *d = opendir(SD_BPFPASS_DIR);
+
+    if (!d)
+        return 0;
+    snprintf(prefix, sizeof(prefix), "net-%llu-q-", netns_ino);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", SD_BPFPASS_DIR, de->d_name);
+        n += unlink(path) == 0;
+    }
+    closedir(d);
+    return n;
 }
 
 int sd_bpfpass_open(const char *map)

@@ -43,6 +43,10 @@ int sd_bpfpass_install(const char *prog, const char *map, uint32_t max, char *er
 /* Unpins both; how many pins were there (0-2). */
 int sd_bpfpass_remove(const char *prog, const char *map);
 
+/* Unpins whatever is pinned for network namespace |netns_ino| (every queue's program and map): what a
+ * daemon killed before it could clean up left. How many pins went. */
+int sd_bpfpass_remove_netns(unsigned long long netns_ino);
+
 /* The pinned map: an fd for sd_bpfpass_set, or SD_EIO. */
 int sd_bpfpass_open(const char *map);
 

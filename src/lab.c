@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bpfpass.h"
 #include "central.h"
 #include "lab.h"
 #include "labmgmt.h"
@@ -667,6 +668,8 @@ int sd_lab_down(const char *id, char *err, size_t errlen)
             s.ino[r] = ns_inode(id, r); /* created by a set-up that died before recording it */
     }
     stop_processes(&s);
+    if (s.ino[SD_LAB_CENSOR]) /* a censor killed before its clean-up leaves its --bypass bpf pins */
+        sd_bpfpass_remove_netns((unsigned long long)s.ino[SD_LAB_CENSOR]);
     for (int r = 0; r < 3; r++) {
         sd_lab_ns_name(id, r, name, sizeof(name));
         ino_t now = ns_inode(id, r);

@@ -6,7 +6,8 @@
 # port, server address) while conntrack holds no entry at all; a new
 # connection from a client port whose element is still there (another server
 # port, the same server) is inspected again and throttled; and stopping the
-# censor removes the rules, the sets and the pinned program and map.
+# censor removes the rules, the sets and the pinned program and map (and
+# 'lab down' those of a censor that was killed).
 . "$(dirname "$0")/lablib.bash"
 need_lab
 command -v ipset >/dev/null || skip "needs ipset (scripts/deps.sh installs it)"
@@ -84,4 +85,14 @@ for e in json.load(sys.stdin):
     "$SD_BIN" lab down "$id" || fail "lab down"
     assert_gone "$id"
 done
+
+# A censor killed outright cannot unpin: 'lab down' removes its namespace's pins.
+id=bk$$
+lab_up "$id" --preset tw21-initial --run-arg=--bypass --run-arg=bpf
+ns=$(stat -L -c %i "/proc/$(censor_pid "$id")/ns/net")
+kill -KILL "$(censor_pid "$id")"
+[ "$(ls /run/slowdown/bpf | grep -c "^net-$ns-")" = 2 ] || fail "expected the killed censor's two pins"
+"$SD_BIN" lab down "$id" || fail "lab down"
+ls /run/slowdown/bpf | grep -q "^net-$ns-" && fail "lab down left the killed censor's pins"
+echo "ok: lab down removed the pins of a killed censor"
 echo PASS
