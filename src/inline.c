@@ -422,7 +422,8 @@ static int worker_open(struct sd_inline *in, struct worker *w, const struct sd_p
     w->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
     if (c->bypass == SD_BYPASS_BPF) {
         if (c->bpf_map && (w->ct_fd = sd_bpfpass_open(c->bpf_map)) < 0) {
-            snprintf(err, errlen, "cannot open the bypass map %s (is the bpf bypass installed?)", c->bpf_map);
+            snprintf(err, errlen, "cannot open the bypass map %s: not pinned (run without --no-rules, or "
+                     "--install-rules first), or no CAP_BPF", c->bpf_map);
             return SD_EIO;
         }
         return 0;
