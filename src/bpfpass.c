@@ -13,7 +13,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -21,6 +20,7 @@
 
 #include "bpf/bypass_key.h"
 #include "bpfpass.h"
+#include "mono.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
@@ -145,18 +145,16 @@ static void make_key(struct sd_bypass_key *k, const struct sd_nfq_tuple *t, cons
     k->family = t->family;
 }
 
-int sd_bpfpass_set(int fd, const struct sd_nfq_tuple *t, bool add, uint32_t timeout_s)
+int sd_bpfpass_set(int fd, const struct sd_nfq_tuple *t, bool add, uint64_t now_ns, uint32_t timeout_s)
 {
     struct sd_bypass_key k[2];
-    struct timespec ts;
 
     if ((t->family != 4 && t->family != 6) || (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP))
         return SD_EINVAL;
     make_key(&k[0], t, t->saddr, t->daddr, t->sport, t->dport);
     make_key(&k[1], t, t->daddr, t->saddr, t->dport, t->sport);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     /* The value, bypass.bpf.c's struct seen: last seen (CLOCK_MONOTONIC, as bpf_ktime_get_ns()), timeout. */
-    uint64_t v[2] = {(uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, (uint64_t)timeout_s * 1000000000u};
+    uint64_t v[2] = {now_ns, (uint64_t)timeout_s * SD_NS_PER_S};
     int rc = 0;
     for (int i = 0; i < 2; i++) {
         int r = add ? bpf_map_update_elem(fd, &k[i], v, BPF_ANY) : bpf_map_delete_elem(fd, &k[i]);

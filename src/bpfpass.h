@@ -51,10 +51,11 @@ int sd_bpfpass_remove_netns(unsigned long long netns_ino);
 int sd_bpfpass_open(const char *map);
 
 /*
- * Adds both directions of flow |t| as last seen now, to match until idle for
- * |timeout_s| seconds (|add|), or deletes them. Synchronous. 0, SD_EINVAL,
- * or SD_EIO (map full cannot happen: an LRU map makes room).
+ * Adds both directions of flow |t| as last seen at |now_ns| (CLOCK_MONOTONIC,
+ * sd_mono_ns()), to match until idle for |timeout_s| seconds (|add|), or
+ * deletes them. Synchronous. 0, SD_EINVAL, or SD_EIO (map full cannot
+ * happen: an LRU map makes room).
  */
-int sd_bpfpass_set(int fd, const struct sd_nfq_tuple *t, bool add, uint32_t timeout_s);
+int sd_bpfpass_set(int fd, const struct sd_nfq_tuple *t, bool add, uint64_t now_ns, uint32_t timeout_s);
 
 #endif

@@ -200,8 +200,8 @@ static void mark_flow(struct worker *w, const struct sd_pkt *pkt, uint32_t state
 }
 
 /* The ipset and bpf bypasses: adds a settled flow's element(s), deletes them on a bare SYN or when the
- * flow is under an action. |vf| are the verdict's flags. */
-static void bypass_flow(struct worker *w, const struct sd_pkt *pkt, uint8_t vf)
+ * flow is under an action. |vf| are the verdict's flags, |now| the batch's time. */
+static void bypass_flow(struct worker *w, const struct sd_pkt *pkt, uint8_t vf, uint64_t now)
 {
     const struct sd_inline_config *c = &w->in->cfg;
 
@@ -217,16 +217,14 @@ static void bypass_flow(struct worker *w, const struct sd_pkt *pkt, uint8_t vf)
         return;
     *slot = syn ? 0 : h | state; /* a SYN forgets the flow: it is a new one */
     bool s2c = (vf & SD_VF_S2C) != 0;
+    /* Client to server (the set's element has no server port; the map's two have both). */
     struct sd_nfq_tuple t = {pkt->family, pkt->proto, s2c ? pkt->daddr : pkt->saddr,
-                             s2c ? pkt->saddr : pkt->daddr, s2c ? pkt->dport : pkt->sport, 0};
+                             s2c ? pkt->saddr : pkt->daddr, s2c ? pkt->dport : pkt->sport,
+                             s2c ? pkt->sport : pkt->dport};
     bool add = !syn && state == MARK_SETTLED;
-    int rc;
-    if (c->bypass == SD_BYPASS_BPF) {
-        t.dport = s2c ? pkt->sport : pkt->dport; /* an element per direction, exact */
-        rc = sd_bpfpass_set(w->ct_fd, &t, add, c->set_timeout_s);
-    } else {
-        rc = sd_nfq_set_entry(w->ct_fd, c->sets[pkt->family == 6], &t, add, c->set_timeout_s);
-    }
+    int rc = c->bypass == SD_BYPASS_BPF
+                 ? sd_bpfpass_set(w->ct_fd, &t, add, now, c->set_timeout_s)
+                 : sd_nfq_set_entry(w->ct_fd, c->sets[pkt->family == 6], &t, add, c->set_timeout_s);
     if (rc == 0) {
         w->st.ct_marks++;
         w->st.settled_marks += add;
@@ -252,7 +250,7 @@ static void decide(struct worker *w, const struct sd_nfq_pkt *p, uint64_t now, s
     if (w->ct_fd < 0)
         return;
     if (w->in->cfg.bypass != SD_BYPASS_CONNTRACK)
-        bypass_flow(w, &pkt, v->flags);
+        bypass_flow(w, &pkt, v->flags, now);
     else if (v->flags & (SD_VF_ACTION | SD_VF_SETTLED))
         mark_flow(w, &pkt, (v->flags & SD_VF_ACTION) ? MARK_ACTION : MARK_SETTLED);
 }

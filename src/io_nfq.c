@@ -345,21 +345,28 @@ int sd_nfq_ct_open(void)
     return fd;
 }
 
+/* The header of a request to a netfilter subsystem (|type|: subsystem << 8 | command) about family |family|
+ * (4 or 6), in |buf|: acknowledged, and the answers, errors included, come back to sd_nfq_ct_drain. */
+static struct nlmsghdr *nfnl_request(uint8_t *buf, uint16_t type, uint8_t family)
+{
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = type;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+    g->nfgen_family = family == 4 ? AF_INET : AF_INET6;
+    g->version = NFNETLINK_V0;
+    g->res_id = 0;
+    return nlh;
+}
+
 int sd_nfq_ct_mark(int fd, const struct sd_nfq_tuple *t, uint32_t mark, uint32_t mask)
 {
     uint8_t buf[256];
-    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-    struct nfgenmsg *g;
     struct nlattr *tuple, *ip, *proto;
 
     if (t->family != 4 && t->family != 6)
         return SD_EINVAL;
-    nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK; /* errors come back to sd_nfq_ct_drain */
-    g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-    g->nfgen_family = t->family == 4 ? AF_INET : AF_INET6;
-    g->version = NFNETLINK_V0;
-    g->res_id = 0;
+    struct nlmsghdr *nlh = nfnl_request(buf, (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW, t->family);
     /* Either direction's tuple finds the entry: the lookup hashes both. */
     tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
     ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
@@ -397,19 +404,13 @@ static void put_set_addr(struct nlmsghdr *nlh, uint16_t type, uint8_t family, co
 int sd_nfq_set_entry(int fd, const char *set, const struct sd_nfq_tuple *t, bool add, uint32_t timeout_s)
 {
     uint8_t buf[256];
-    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-    struct nfgenmsg *g;
 
     if ((t->family != 4 && t->family != 6) || strlen(set) >= IPSET_MAXNAMELEN)
         return SD_EINVAL;
-    nlh->nlmsg_type = (NFNL_SUBSYS_IPSET << 8) | (add ? IPSET_CMD_ADD : IPSET_CMD_DEL);
     /* No NLM_F_EXCL: adding an element that is there renews its timeout, deleting one that is not is no
-     * error (the kernel's IPSET_FLAG_EXIST). Errors come back to sd_nfq_ct_drain. */
-    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-    g->nfgen_family = t->family == 4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
-    g->version = NFNETLINK_V0;
-    g->res_id = 0;
+     * error (the kernel's IPSET_FLAG_EXIST). */
+    struct nlmsghdr *nlh =
+        nfnl_request(buf, (NFNL_SUBSYS_IPSET << 8) | (add ? IPSET_CMD_ADD : IPSET_CMD_DEL), t->family);
     mnl_attr_put_u8(nlh, IPSET_ATTR_PROTOCOL, IPSET_PROTOCOL);
     mnl_attr_put_strz(nlh, IPSET_ATTR_SETNAME, set);
     struct nlattr *data = mnl_attr_nest_start(nlh, IPSET_ATTR_DATA);
