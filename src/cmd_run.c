@@ -124,6 +124,8 @@ static void usage(FILE *f)
             "  --no-rules         install no rules (you route packets to the queues)\n"
             "  --no-engine        accept every packet unseen (tests, benchmarks)\n"
             "  --maxlen N         kernel queue length per queue (default 4096)\n"
+            "  --rcvbuf BYTES     socket receive buffer per queue, k/m/g suffixes (16m): what\n"
+            "                     waits for a worker must fit, or the kernel drops it\n"
             "  --fail-closed      drop packets when a queue is full (default: forward them\n"
             "                     uninspected)\n"
             "  --batch N          packets per receive (default 256)\n"
@@ -191,7 +193,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     /* 0x100-0x103 are the shared policy options (clipolicy.h); 0x300- parse_ops. */
     enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
-           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX };
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX, O_RCVBUF };
     static const struct option lo[] = {
         SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
@@ -202,7 +204,8 @@ static int parse(int argc, char **argv, struct opts *o)
         {"settle-mark", 1, NULL, O_SETTLE}, {"events", 1, NULL, 0x300},     {"metrics", 1, NULL, 0x301},
         {"policy-poll", 1, NULL, 0x302}, {"policy-cache", 1, NULL, 0x303},  {"install-rules", 0, NULL, 0x304},
         {"remove-rules", 0, NULL, 0x305}, {"bypass", 1, NULL, O_BYPASS},    {"set-timeout", 1, NULL, O_SETTIMEOUT},
-        {"set-max", 1, NULL, O_SETMAX},  {"help", 0, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"set-max", 1, NULL, O_SETMAX},  {"rcvbuf", 1, NULL, O_RCVBUF},      {"help", 0, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
     int c, bad = 0;
@@ -270,6 +273,10 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_FAILCLOSED: o->in.fail_closed = true; break;
         case O_MAXLEN: bad = parse_num(optarg, 1u << 20, &v, "--maxlen"); o->in.maxlen = (uint32_t)v; break;
         case O_BATCH: bad = parse_num(optarg, 256, &v, "--batch"); o->in.batch = (unsigned)v; break;
+        case O_RCVBUF:
+            bad = sd_opt_u64(optarg, 1u << 30, 1, &v) < 0 || v < 4096 ? bad_value(optarg, "--rcvbuf (4k to 1g)") : 0;
+            o->in.rcvbuf = (uint32_t)v;
+            break;
         case O_STATS: bad = parse_num(optarg, 86400, &o->stats_s, "--stats"); break;
         case O_READY: o->ready_file = optarg; break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# drain_bench.sh - one worker against two: the inline censor's own capacity,
+# with the lab's traffic out of its way (root).
+#
+#   bench/drain_bench.sh [BUILD_DIR] [PACKETS] [ROUNDS] [PAIRS]
+#
+# lab_bench.sh round 3 times live downloads, and on two CPUs the lab's client
+# and server take about as much CPU per packet as the censor: a second worker
+# finds no free CPU. Here bench_drain separates the two in time. The censor
+# (`slowdown run --queue-packets 0 --fail-closed`, every packet queued, the
+# default forward hook, preset tw21-initial) is stopped; PACKETS frames of the
+# benchmark's traffic mix (bench_mixgen: TLS handshakes, bulk TLS, QUIC, DNS)
+# are injected into the lab, client-to-server on the client's link and
+# server-to-client on the server's, and wait in the kernel's queues; then the
+# censor continues and bench_drain times how long its workers take to give
+# every verdict (each verdict also forwards its packet, as inline). ROUNDS
+# such drains per censor run, and PAIRS pairs of runs, --workers 1 and
+# --workers 2, in alternating order; every run takes the next slices of the
+# capture, so no run sees a flow's packets another run saw first. The client
+# and the server drop what the censor forwards to them (raw PREROUTING), so
+# there are no replies; the censor has permanent neighbours for them.
+#
+# Prints every drain, then per mode the packets over the drain time of all its
+# rounds, and the ratio two workers / one (target >= 1.7), also per
+# censor-CPU-second (schedstat of all the censor's threads).
+#
+# Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
+# mix of bench/run.sh, which it reuses from SD_BENCH_OUT or makes, ~1 GB).
+set -u
+B=${1:-build}
+N=${2:-50000}
+R=${3:-4}
+P=${4:-4}
+SD=$(realpath "$B/slowdown")
+DRAIN=$(realpath "$B/bench_drain")
+MIXGEN=$(realpath "$B/bench_mixgen")
+[ "$(id -u)" = 0 ] || { echo "drain_bench: needs root" >&2; exit 77; }
+for x in "$SD" "$DRAIN" "$MIXGEN"; do
+    [ -x "$x" ] || { echo "drain_bench: build $B first (slowdown, bench_drain, bench_mixgen)" >&2; exit 1; }
+done
+for v in "$N" "$R" "$P"; do
+    case $v in '' | *[!0-9]* | 0) echo "drain_bench: PACKETS, ROUNDS and PAIRS are positive numbers" >&2; exit 2 ;; esac
+done
+out=${SD_BENCH_OUT:-$(dirname "$0")/out}
+cap=$out/mix-s1-p2000000-f50000.pcap
+mkdir -p "$out"
+if [ ! -s "$cap" ]; then
+    echo "drain_bench: writing $cap"
+    "$MIXGEN" -o "$cap" -p 2000000 -f 50000 -s 1 >/dev/null || exit 1
+fi
+
+id=drain$$
+ns=sd-$id
+dir=/run/slowdown/labs/$id
+trap '"$SD" lab down "$id" >/dev/null 2>&1' EXIT
+"$SD" lab up --name "$id" --quiet --preset tw21-initial >/dev/null || exit 1
+kill -TERM "$(sed -n 's/^censor_pid //p' "$dir/state")" # the lab's own censor: we run ours
+sleep 0.5
+
+# What the censor forwards ends at the client and the server, unanswered.
+ip netns exec "$ns-client" iptables-legacy -w -t raw -A PREROUTING -d 192.0.2.128/25 -j DROP
+ip netns exec "$ns-client" ip6tables-legacy -w -t raw -A PREROUTING -d 2001:db8:1::100/120 -j DROP
+ip netns exec "$ns-server" iptables-legacy -w -t raw -A PREROUTING -s 192.0.2.128/25 -j DROP
+ip netns exec "$ns-server" ip6tables-legacy -w -t raw -A PREROUTING -s 2001:db8:1::100/120 -j DROP
+mac() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
+cmac=$(mac "$ns-client" eth0)
+smac=$(mac "$ns-server" eth0)
+{
+    for i in $(seq 128 254); do echo "neigh replace 192.0.2.$i lladdr $cmac dev in0 nud permanent"; done
+    for i in $(seq 0 255); do printf 'neigh replace 2001:db8:1::1%02x lladdr %s dev in0 nud permanent\n' "$i" "$cmac"; done
+    echo "neigh replace 203.0.113.2 lladdr $smac dev out0 nud permanent"
+    echo "neigh replace 2001:db8:2::2 lladdr $smac dev out0 nud permanent"
+} | ip -n "$ns-censor" -batch - || exit 1
+
+echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+slice=0
+: >"$dir/drains"
+run() { # WORKERS
+    local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
+    rm -f "$ready"
+    "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
+        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
+        >"$log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done
+    [ -e "$ready" ] || { echo "drain_bench: the censor did not start: $(cat "$log")" >&2; exit 1; }
+    "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice * N * R)) "$cap" | sed "s/^/  workers $w  /"
+    local rc=${PIPESTATUS[0]}
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null
+    slice=$((slice + 1))
+    [ "$rc" = 0 ] || { echo "drain_bench: a drain lost packets (bench_drain exit $rc); log: $(tail -3 "$log")" >&2; exit 1; }
+}
+for p in $(seq "$P"); do
+    if [ $((p % 2)) = 1 ]; then order="1 2"; else order="2 1"; fi
+    for w in $order; do run "$w" > >(tee -a "$dir/drains"); done
+done
+
+awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
+    { w = $2; for (i = 1; i <= NF; i++) { if ($i == "queued") q[w] += $(i + 1); if ($i == "drain") t[w] += $(i + 1)
+          if ($i == "CPU") c[w] += $(i + 1); if ($i == "packets/s") v[w, ++n[w]] = $(i - 1) } }
+    END {
+        for (w = 1; w <= 2; w++) {
+            m = n[w]; for (i = 1; i <= m; i++) s[i] = v[w, i]
+            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (s[j] < s[i]) { x = s[i]; s[i] = s[j]; s[j] = x }
+            med[w] = m % 2 ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2
+            pps[w] = t[w] ? q[w] / (t[w] / 1000) : 0; cps[w] = c[w] ? q[w] / (c[w] / 1000) : 0
+            printf "workers %d: %d drains, %d packets in %.0f ms: %.0f packets/s (median drain %.0f), %.0f per censor-CPU-second\n",
+                   w, m, q[w], t[w], pps[w], med[w], cps[w]
+        }
+        printf "two workers / one: %.2fx packets/s, %.2fx by median drains, %.2fx per censor-CPU-second (target >= 1.7); load %s\n",
+               pps[1] ? pps[2] / pps[1] : 0, med[1] ? med[2] / med[1] : 0, cps[1] ? cps[2] / cps[1] : 0, load
+    }' "$dir/drains"
