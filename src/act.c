@@ -57,6 +57,7 @@ void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
     sd__reasm_release(e, f);
     f->action = a->kind;
     f->u.tok[0] = f->u.tok[1] = 0;
+    f->state &= (uint8_t)~SD_FS_ISN; /* u no longer holds the client's ISN */
     switch (a->kind) {
     case SD_A_THROTTLE:
     case SD_A_LOSS:

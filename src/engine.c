@@ -629,7 +629,8 @@ static void flow_packet(struct sd_engine *e, const struct sd_pkt *pkt, struct sd
         uint8_t fl = pkt->tcp_flags;
         if (!(fl & SD_TCP_SYN) || (fl & SD_TCP_ACK))
             f->flags &= (uint8_t)~SD_FF_SYN_ONLY;
-        if (dir == 0 && (fl & (SD_TCP_SYN | SD_TCP_ACK)) == SD_TCP_SYN) {
+        if (dir == 0 && (fl & (SD_TCP_SYN | SD_TCP_ACK)) == SD_TCP_SYN && f->action == SD_A_PASS) {
+            /* (Under an action the union holds the action's state: no ISN then.) */
             f->u.r.isn = pkt->seq + 1;
             f->state |= SD_FS_ISN;
         }

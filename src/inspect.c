@@ -43,6 +43,8 @@ static struct sd_reasm *reasm_get(struct sd_engine *e, struct sd_flow *f)
 {
     if (f->flags & SD_FF_REASM)
         return &e->rslots[f->u.r.slot].r;
+    if (f->action != SD_A_PASS)
+        return NULL; /* the union holds the action's state (act.c): each segment is inspected alone */
     if (e->rfree == SD_FLOW_NONE) {
         e->st.reasm_exhausted++;
         return NULL;
@@ -215,7 +217,7 @@ static bool inspect_tcp(struct sd_engine *e, uint32_t slot, struct sd_flow *f, c
             sd__reasm_release(e, f);
             return spend(e, slot, f);
         }
-        /* No reassembly slot free: inspect this segment alone. */
+        /* No reassembly slot free, or the flow is under an action: inspect this segment alone. */
     }
 
     if (in->tls_mode == SD_TLS_STRICT) {

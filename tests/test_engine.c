@@ -249,12 +249,56 @@ static void test_freeze_resend(void **state)
     sd_policy_free(p);
 }
 
+/* A flow under an action keeps being inspected when an earlier rule may still
+ * match (here the L4 rule fires at the SYN, the SNI rule before it waits for
+ * the hello). The action's state and a reassembly slot share the flow's
+ * union, so such a flow inspects each segment alone: a ClientHello split in
+ * two is not reassembled (it crashed the engine when it was), and one whole
+ * in a segment still lets the earlier rule take over. (The rate is high
+ * enough for the policer to pass every piece: a drop here is rule t's.) */
+static void test_split_hello_under_action(void **state)
+{
+    (void)state;
+    struct sd_policy *p = tpolicy("set inspect.tls hello\nset inspect.extra 15\nnames bad blocked.test\n"
+                                  "rule t when sni in bad then drop\n"
+                                  "rule l4 when tcp then throttle rate=8mbit\n");
+    struct sd_engine_config cfg = {.max_flows = 64};
+    struct sd_engine *e = sd_engine_new(p, &cfg);
+    assert_non_null(e);
+    uint8_t hello[2048];
+    struct sd_gen_hello h = {.sni = "blocked.test"};
+    size_t n = sd_gen_client_hello_record(hello, sizeof(hello), &h);
+    assert_true(n > 100);
+
+    struct conn a = {.e = e, .cport = 40020, .cseq = 1000, .sseq = 5000, .t = SEC};
+    assert_true(feed(&a, 0, SD_TCP_SYN, NULL, 0).flags & SD_VF_ACTION); /* l4 fires at once */
+    feed(&a, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
+    feed(&a, 0, SD_TCP_ACK, NULL, 0);
+    for (int i = 0; i < 3; i++) { /* the hello in two pieces, then again (a retransmission) */
+        struct sd_verdict v = feed(&a, 0, SD_TCP_ACK, hello, 60);
+        assert_true(v.flags & SD_VF_ACTION);
+        v = feed(&a, 0, SD_TCP_ACK | SD_TCP_PSH, hello + 60, n - 60);
+        assert_true(v.flags & SD_VF_ACTION);
+        assert_int_equal(v.kind, SD_V_PASS); /* still l4's throttle: t did not fire */
+        a.cseq -= (uint32_t)n;
+    }
+
+    struct conn b = {.e = e, .cport = 40021, .cseq = 1000, .sseq = 5000, .t = 2 * SEC};
+    feed(&b, 0, SD_TCP_SYN, NULL, 0);
+    feed(&b, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
+    feed(&b, 0, SD_TCP_ACK, NULL, 0);
+    assert_int_equal(feed(&b, 0, SD_TCP_ACK | SD_TCP_PSH, hello, n).kind, SD_V_DROP); /* whole: t takes over */
+    sd_engine_free(e);
+    sd_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule_counters),
         cmocka_unit_test(test_remote_syn_ends_action),
         cmocka_unit_test(test_freeze_resend),
+        cmocka_unit_test(test_split_hello_under_action),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
