@@ -46,6 +46,9 @@ static const struct {
     {"quic22-v1", NULL},
     {"quic22-initial", NULL},
     {"host25-udp", "ips host25-trigger 198.51.100.0/24\nips host25-target 203.0.113.0/24 2001:db8::/32\n"},
+    /* L4 rules that fire at a flow's first packet while the preset's L7 rules
+     * still inspect it: the action's state and reassembly share the flow. */
+    {"yt24-policer", "rule l4t when tcp then throttle rate=64kbit\nrule l4u when udp then freeze bytes=2000\n"},
     {NULL, "names k twitter.com *.twitter.com *t.co* example.net\n"
            "ips lab 203.0.113.0/24 198.51.100.0/24 2001:db8::/32\n"
            "set inspect.tls records\n"
