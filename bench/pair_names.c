@@ -1,17 +1,18 @@
 /*
- * pair_names.c - two builds of names.c in one process, their batches in turn.
+ * pair_names.c - two builds of the matcher in one process, their batches in turn.
  *
  *   pair_names [ROUNDS [synth-mix | synth-even | refilter]]
  *
- * Built by pair_names.sh, which compiles the second names.c with its public
- * symbols renamed B_*. The two sets are built from the same patterns
- * (names_sets.h, as bench_names builds them); every name is looked up in both
- * first (the answers must agree), then batches of BATCH lookups alternate
- * between them, the order flipped each time, each timed on the thread's CPU
- * clock. This host's speed drifts by tens of per cent over minutes
- * (bench/README.md), so runs of two binaries minutes apart cannot see a
- * change of a few per cent; a batch and its pair, run milliseconds apart,
- * can. Prints the median of each and the quartiles of the per-pair ratio B/A.
+ * Built by pair_names.sh, which compiles the second version (names.c, and
+ * names_sub.c since the split) with its external symbols renamed B_*. The
+ * two sets are built from the same patterns (names_sets.h, as bench_names
+ * builds them); every name is looked up in both first (the answers must
+ * agree), then batches of BATCH lookups alternate between them, the order
+ * flipped each time, each timed on the thread's CPU clock. This host's speed
+ * drifts by tens of per cent over minutes (bench/README.md), so runs of two
+ * binaries minutes apart cannot see a change of a few per cent; a batch and
+ * its pair, run milliseconds apart, can. Prints the median of each and the
+ * quartiles of the per-pair ratio B/A.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -36,7 +36,7 @@ static bool eq(const uint8_t *a, const uint8_t *b, size_t n, bool f)
     return true;
 }
 
-/* The grammar of names.h, written independently of names.c. */
+/* The grammar of names.h, written independently of names.c and names_sub.c. */
 static bool model_parse(const uint8_t *p, size_t n, struct model *m)
 {
     if (n == 0 || n > 255 || memchr(p, 0, n))
