@@ -24,7 +24,7 @@
 # rounds, and the ratio two workers / one (target >= 1.7), also per
 # censor-CPU-second (schedstat of all the censor's threads).
 #
-# Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
+# MODES="1" or "2" runs one mode only (to profile it). Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
 # mix of bench/run.sh, which it reuses from SD_BENCH_OUT or makes, ~1 GB).
 set -u
 B=${1:-build}
@@ -93,6 +93,7 @@ run() { # WORKERS
 }
 for p in $(seq "$P"); do
     if [ $((p % 2)) = 1 ]; then order="1 2"; else order="2 1"; fi
+    [ -n "${MODES:-}" ] && order=$MODES # e.g. MODES=2: two workers only (for profiling)
     for w in $order; do run "$w" > >(tee -a "$dir/drains"); done
 done
 

@@ -301,13 +301,20 @@ void sd_engine_expire(struct sd_engine *e, uint64_t now_ns)
         return;
     if (now_ns > e->now_ns)
         e->now_ns = now_ns;
-    uint32_t cap = sd_flow_capacity(e->ft), now = now_ms(e);
-    for (uint32_t s = 0; s < cap; s++) {
+    /* The slots in use, by the table's bitmap: a full table of 1 M slots is
+     * 64 MB, which a slot-by-slot walk would read every time. */
+    uint32_t cap = sd_flow_capacity(e->ft), now = now_ms(e), hand = 0;
+    while (hand < cap) {
+        uint32_t s = sd_flow_next_used(e->ft, &hand, cap - hand);
+        if (s == SD_FLOW_NONE)
+            break;
         struct sd_flow *f = sd_flow_at(e->ft, s);
         if (f->proto != 0 && expired(e, f, now)) {
             flow_end(e, s, SD_END_IDLE);
             sd_flow_remove(e->ft, s);
         }
+        if (s + 1 >= cap)
+            break; /* the hand wrapped to 0 */
     }
 }
 

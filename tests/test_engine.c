@@ -292,6 +292,34 @@ static void test_split_hello_under_action(void **state)
     sd_policy_free(p);
 }
 
+/* The periodic sweep (inline mode, once a second) finds every idle flow,
+ * whichever slots they sit in: a full table, first slot to last. */
+static void test_expire_full_table(void **state)
+{
+    (void)state;
+    struct sd_policy *p = tpolicy("set inspect.extra 0\n");
+    struct sd_engine_config cfg = {.max_flows = 64};
+    struct sd_engine *e = sd_engine_new(p, &cfg);
+    assert_non_null(e);
+    struct sd_engine_stats st;
+    unsigned n = 0;
+    for (;; n++) { /* until the table evicts: then every slot is in use */
+        struct conn c = {.e = e, .cport = (uint16_t)(20000 + n), .cseq = 1, .sseq = 1, .t = SEC + n};
+        feed(&c, 0, SD_TCP_SYN, NULL, 0);
+        sd_engine_get_stats(e, &st);
+        if (st.flows_evicted)
+            break;
+        assert_true(n < 1000);
+    }
+    assert_int_equal(st.flows_active, n);
+    sd_engine_expire(e, 100 * SEC);
+    sd_engine_get_stats(e, &st);
+    assert_int_equal(st.flows_active, 0);
+    assert_int_equal(st.flows_expired, n);
+    sd_engine_free(e);
+    sd_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_remote_syn_ends_action),
         cmocka_unit_test(test_freeze_resend),
         cmocka_unit_test(test_split_hello_under_action),
+        cmocka_unit_test(test_expire_full_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
