@@ -98,8 +98,18 @@ for p in $(seq "$P"); do
 done
 
 awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
-    { w = $2; for (i = 1; i <= NF; i++) { if ($i == "queued") q[w] += $(i + 1); if ($i == "drain") t[w] += $(i + 1)
-          if ($i == "CPU") c[w] += $(i + 1); if ($i == "packets/s") v[w, ++n[w]] = $(i - 1) } }
+    { w = $2; nq = 0; ne = 0
+      for (i = 1; i <= NF; i++) {
+          if ($i == "queued") { q[w] += $(i + 1); for (j = i + 2; j <= NF; j++) { x = $j; gsub(/[()]/, "", x); per[++nq] = x; if ($j ~ /\)$/) break } }
+          if ($i == "drain") t[w] += $(i + 1)
+          if ($i == "CPU") c[w] += $(i + 1)
+          if ($i == "packets/s") v[w, ++n[w]] = $(i - 1)
+          if ($i == "(ms):") for (j = i + 1; j <= NF; j++) emp[++ne] = $j
+      }
+      # Per queue, its packets over the time it took to empty (the rate of its worker
+      # while it had work); the sum is what the workers give when the split is even.
+      cap = 0; for (j = 1; j <= nq && j <= ne; j++) if (emp[j] > 0) cap += per[j] / (emp[j] / 1000)
+      sumcap[w] += cap }
     END {
         for (w = 1; w <= 2; w++) {
             m = n[w]; for (i = 1; i <= m; i++) s[i] = v[w, i]
@@ -111,4 +121,6 @@ awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
         }
         printf "two workers / one: %.2fx packets/s, %.2fx by median drains, %.2fx per censor-CPU-second (target >= 1.7); load %s\n",
                pps[1] ? pps[2] / pps[1] : 0, med[1] ? med[2] / med[1] : 0, cps[1] ? cps[2] / cps[1] : 0, load
+        printf "two workers / one, rates summed per queue (packets over the time to empty: an even split): %.2fx\n",
+               sumcap[1] && n[2] ? (sumcap[2] / n[2]) / (sumcap[1] / n[1]) : 0
     }' "$dir/drains"
