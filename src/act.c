@@ -80,10 +80,10 @@ static void refill(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
     uint32_t now32 = (uint32_t)e->now_ns;
     uint32_t now_ms = (uint32_t)((e->now_ns - e->epoch_ns) / 1000000u);
     uint64_t elapsed = now_ms - prev_ms >= 4000 ? (uint64_t)(now_ms - prev_ms) * 1000000u : (uint32_t)(now32 - f->t_us);
-    uint32_t cap = burst_ns(a);
+    uint32_t cap = burst_ns(a), *tok = sd__act_state(e, f);
     for (int d = 0; d < 2; d++) {
-        uint64_t t = f->u.tok[d] + elapsed;
-        f->u.tok[d] = t > cap ? cap : (uint32_t)t;
+        uint64_t t = tok[d] + elapsed;
+        tok[d] = t > cap ? cap : (uint32_t)t;
     }
     f->t_us = now32;
 }
@@ -128,7 +128,7 @@ static bool police(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
     if (!a->police_acks && is_pure_ack(pkt))
         return false;
     uint64_t cost = (uint64_t)counted_bytes(pkt, a->count) * 8000000000ULL / a->rate_bps;
-    uint32_t tok = f->u.tok[dir];
+    uint32_t *st = sd__act_state(e, f), tok = st[dir];
     if (a->kind == SD_A_LOSS) {
         uint32_t cap = burst_ns(a);
         /* Drop probability grows with the square of the bucket's emptiness,
@@ -143,44 +143,45 @@ static bool police(struct sd_engine *e, struct sd_flow *f, const struct sd_actio
     } else if (cost > tok) {
         return true;
     }
-    f->u.tok[dir] = cost > tok ? 0 : tok - (uint32_t)cost;
+    st[dir] = cost > tok ? 0 : tok - (uint32_t)cost;
     return false;
 }
 
 /*
  * Whether the freeze drops |pkt| (of a direction it applies to). The first n
  * bytes of the stream pass and nothing after them. Over TCP in one direction
- * the bytes are told by sequence number (u.cnt[1]: the first data byte seen,
- * u.cnt[0]: FZ_*): a segment that starts within the first n bytes passes even
+ * the bytes are told by sequence number (cnt[1]: the first data byte seen,
+ * cnt[0]: FZ_*): a segment that starts within the first n bytes passes even
  * when it comes again, so a segment lost beyond the censor can be resent and
  * the freeze lands at n bytes of the stream, not short of it; once a segment
  * beyond them has come, every other packet is dropped (ACKs and FIN too). For
  * UDP, or both directions at once, the payload bytes are counted as they
- * come (u.cnt[1]), retransmissions included.
+ * come (cnt[1]), retransmissions included. |cnt| is the action's state
+ * (sd__act_state).
  */
 enum { FZ_NO_BASE, FZ_BASE, FZ_FROZEN };
 
-static bool freeze_drops(struct sd_flow *f, const struct sd_action *a, const struct sd_pkt *pkt)
+static bool freeze_drops(uint32_t *cnt, const struct sd_action *a, const struct sd_pkt *pkt)
 {
     if (pkt->proto != IPPROTO_TCP || a->dirs == SD_DIR_BOTH) {
-        if (f->u.cnt[1] >= a->n)
+        if (cnt[1] >= a->n)
             return true;
-        uint64_t c = (uint64_t)f->u.cnt[1] + pkt->payload_len;
-        f->u.cnt[1] = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+        uint64_t c = (uint64_t)cnt[1] + pkt->payload_len;
+        cnt[1] = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
         return false;
     }
-    if (f->u.cnt[0] == FZ_NO_BASE) {
+    if (cnt[0] == FZ_NO_BASE) {
         if (!is_data(pkt))
             return false;
-        f->u.cnt[1] = pkt->seq;
-        f->u.cnt[0] = FZ_BASE;
+        cnt[1] = pkt->seq;
+        cnt[0] = FZ_BASE;
     }
-    int32_t off = (int32_t)(pkt->seq - f->u.cnt[1]);
+    int32_t off = (int32_t)(pkt->seq - cnt[1]);
     if (is_data(pkt) && off < (int64_t)a->n)
         return false; /* within the first n bytes (or before the first seen: reordered) */
-    if (!is_data(pkt) && f->u.cnt[0] != FZ_FROZEN)
+    if (!is_data(pkt) && cnt[0] != FZ_FROZEN)
         return false;
-    f->u.cnt[0] = FZ_FROZEN;
+    cnt[0] = FZ_FROZEN;
     return true;
 }
 
@@ -215,8 +216,8 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
     case SD_A_DROP_AFTER:
         if (trigger_pkt)
             break;
-        if (f->u.cnt[0] > 0) {
-            f->u.cnt[0]--;
+        if (sd__act_state(e, f)[0] > 0) {
+            sd__act_state(e, f)[0]--;
             break;
         }
         if (applies && (is_data(pkt) || !a->data_only))
@@ -227,7 +228,7 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
             v->kind = SD_V_DROP;
         break;
     case SD_A_FREEZE:
-        if (!applies || !freeze_drops(f, a, pkt))
+        if (!applies || !freeze_drops(sd__act_state(e, f), a, pkt))
             break;
         if (a->rst && !(f->state & SD_FS_RST_SENT)) {
             f->state |= SD_FS_RST_SENT;

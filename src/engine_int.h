@@ -47,9 +47,15 @@ struct sd_flow_ext {
 
 enum { SD_NAME_SNI = 0, SD_NAME_HOST = 1, SD_NAME_QNAME = 2 };
 
+/* A reassembly slot. A flow under an action keeps the action's state (policer
+ * credit, freeze counters) in the union that the slot number and the ISN take
+ * while it reassembles: the state waits here (saved, with has_saved) and goes
+ * back to the flow when the slot is released. */
 struct sd_reasm_slot {
     struct sd_reasm r;
     uint32_t next_free;
+    uint32_t saved[2];
+    bool has_saved;
 };
 
 /* What inspection of one packet found: the facts rules are evaluated on. */
@@ -108,6 +114,13 @@ void sd__set_name(struct sd_engine *e, uint32_t slot, int which, struct sd_iov v
 void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, int dir, bool trigger_pkt,
              uint32_t prev_ms, struct sd_verdict *v);
 void sd__act_start(struct sd_engine *e, struct sd_flow *f, const struct sd_action *a);
+
+/* Where the action's two words of state are: in the flow's union, or in its
+ * reassembly slot while the flow holds one (struct sd_reasm_slot). */
+static inline uint32_t *sd__act_state(struct sd_engine *e, struct sd_flow *f)
+{
+    return (f->flags & SD_FF_REASM) ? e->rslots[f->u.r.slot].saved : f->u.tok;
+}
 /* The engine's random numbers (xorshift64*, seeded from its key: runs repeat). */
 uint64_t sd__rnd(struct sd_engine *e);
 

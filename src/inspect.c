@@ -43,16 +43,18 @@ static struct sd_reasm *reasm_get(struct sd_engine *e, struct sd_flow *f)
 {
     if (f->flags & SD_FF_REASM)
         return &e->rslots[f->u.r.slot].r;
-    if (f->action != SD_A_PASS)
-        return NULL; /* the union holds the action's state (act.c): each segment is inspected alone */
     if (e->rfree == SD_FLOW_NONE) {
         e->st.reasm_exhausted++;
         return NULL;
     }
     uint32_t s = e->rfree;
-    e->rfree = e->rslots[s].next_free;
-    struct sd_reasm *r = &e->rslots[s].r;
+    struct sd_reasm_slot *rs = &e->rslots[s];
+    e->rfree = rs->next_free;
+    struct sd_reasm *r = &rs->r;
     sd_reasm_init(r, r->data, r->cap);
+    rs->has_saved = f->action != SD_A_PASS; /* the union holds the action's state: it waits in the slot */
+    if (rs->has_saved)
+        memcpy(rs->saved, f->u.tok, sizeof(rs->saved));
     f->u.r.slot = s;
     f->flags |= SD_FF_REASM;
     return r;
@@ -63,10 +65,17 @@ void sd__reasm_release(struct sd_engine *e, struct sd_flow *f)
     if (!(f->flags & SD_FF_REASM))
         return;
     uint32_t s = f->u.r.slot;
-    e->rslots[s].next_free = e->rfree;
+    struct sd_reasm_slot *rs = &e->rslots[s];
+    rs->next_free = e->rfree;
     e->rfree = s;
     f->flags &= (uint8_t)~SD_FF_REASM;
-    f->u.r.slot = SD_FLOW_NONE;
+    if (rs->has_saved) { /* the action's state comes back; the union no longer holds the ISN */
+        memcpy(f->u.tok, rs->saved, sizeof(rs->saved));
+        f->state &= (uint8_t)~SD_FS_ISN;
+        rs->has_saved = false;
+    } else {
+        f->u.r.slot = SD_FLOW_NONE;
+    }
 }
 
 /* ---- facts ---- */
@@ -217,7 +226,7 @@ static bool inspect_tcp(struct sd_engine *e, uint32_t slot, struct sd_flow *f, c
             sd__reasm_release(e, f);
             return spend(e, slot, f);
         }
-        /* No reassembly slot free, or the flow is under an action: inspect this segment alone. */
+        /* No reassembly slot free: inspect this segment alone. */
     }
 
     if (in->tls_mode == SD_TLS_STRICT) {

@@ -249,45 +249,58 @@ static void test_freeze_resend(void **state)
     sd_policy_free(p);
 }
 
-/* A flow under an action keeps being inspected when an earlier rule may still
- * match (here the L4 rule fires at the SYN, the SNI rule before it waits for
- * the hello). The action's state and a reassembly slot share the flow's
- * union, so such a flow inspects each segment alone: a ClientHello split in
- * two is not reassembled (it crashed the engine when it was), and one whole
- * in a segment still lets the earlier rule take over. (The rate is high
- * enough for the policer to pass every piece: a drop here is rule t's.) */
+/* A flow under an L4 rule's action keeps being inspected, since an L7 rule
+ * may still take over (here l4 fires at the SYN, t waits for the hello). It
+ * reassembles a split ClientHello like any flow, while the action's state
+ * (here the policer's credit), which shares the flow's union with the
+ * reassembly slot and the ISN, waits in the slot and comes back after. (This
+ * crashed the engine: the policer overwrote the slot number.) */
 static void test_split_hello_under_action(void **state)
 {
     (void)state;
     struct sd_policy *p = tpolicy("set inspect.tls hello\nset inspect.extra 15\nnames bad blocked.test\n"
                                   "rule t when sni in bad then drop\n"
-                                  "rule l4 when tcp then throttle rate=8mbit\n");
+                                  "rule l4 when tcp then throttle rate=8kbit burst=3000\n");
     struct sd_engine_config cfg = {.max_flows = 64};
     struct sd_engine *e = sd_engine_new(p, &cfg);
     assert_non_null(e);
-    uint8_t hello[2048];
-    struct sd_gen_hello h = {.sni = "blocked.test"};
-    size_t n = sd_gen_client_hello_record(hello, sizeof(hello), &h);
-    assert_true(n > 100);
+    uint8_t bad[2048], fine[2048];
+    struct sd_gen_hello hb = {.sni = "blocked.test"}, hf = {.sni = "fine.test"};
+    size_t nb = sd_gen_client_hello_record(bad, sizeof(bad), &hb);
+    size_t nf = sd_gen_client_hello_record(fine, sizeof(fine), &hf);
+    assert_true(nb > 100 && nb < 1000 && nf > 100 && nf < 1000);
 
+    /* Split, under l4's throttle: reassembled, and t takes over. */
     struct conn a = {.e = e, .cport = 40020, .cseq = 1000, .sseq = 5000, .t = SEC};
     assert_true(feed(&a, 0, SD_TCP_SYN, NULL, 0).flags & SD_VF_ACTION); /* l4 fires at once */
     feed(&a, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
     feed(&a, 0, SD_TCP_ACK, NULL, 0);
-    for (int i = 0; i < 3; i++) { /* the hello in two pieces, then again (a retransmission) */
-        struct sd_verdict v = feed(&a, 0, SD_TCP_ACK, hello, 60);
-        assert_true(v.flags & SD_VF_ACTION);
-        v = feed(&a, 0, SD_TCP_ACK | SD_TCP_PSH, hello + 60, n - 60);
-        assert_true(v.flags & SD_VF_ACTION);
-        assert_int_equal(v.kind, SD_V_PASS); /* still l4's throttle: t did not fire */
-        a.cseq -= (uint32_t)n;
-    }
+    assert_int_equal(feed(&a, 0, SD_TCP_ACK, bad, 60).kind, SD_V_PASS);
+    assert_int_equal(feed(&a, 0, SD_TCP_ACK | SD_TCP_PSH, bad + 60, nb - 60).kind, SD_V_DROP);
 
-    struct conn b = {.e = e, .cport = 40021, .cseq = 1000, .sseq = 5000, .t = 2 * SEC};
+    /* Split, a name no rule lists: l4's throttle goes on with its credit intact. 3000 bytes of
+     * burst at 8 kbit/s: the hello (under 1000 bytes) passes, then 2 of 3 server segments of
+     * 1400 (the credit is 3 s, a segment costs 1.4 s, 10 ms between packets). */
+    struct conn c = {.e = e, .cport = 40022, .cseq = 7000, .sseq = 9000, .t = 3 * SEC};
+    feed(&c, 0, SD_TCP_SYN, NULL, 0);
+    feed(&c, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
+    feed(&c, 0, SD_TCP_ACK, NULL, 0);
+    assert_int_equal(feed(&c, 0, SD_TCP_ACK, fine, 60).kind, SD_V_PASS);
+    struct sd_verdict v = feed(&c, 0, SD_TCP_ACK | SD_TCP_PSH, fine + 60, nf - 60);
+    assert_int_equal(v.kind, SD_V_PASS);
+    assert_true(v.flags & SD_VF_ACTION);
+    uint8_t data[1400];
+    memset(data, 'x', sizeof(data));
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_PASS);
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_PASS);
+    assert_int_equal(feed(&c, 1, SD_TCP_ACK, data, sizeof(data)).kind, SD_V_DROP);
+
+    /* Whole in one segment: t takes over as well. */
+    struct conn b = {.e = e, .cport = 40021, .cseq = 1000, .sseq = 5000, .t = 5 * SEC};
     feed(&b, 0, SD_TCP_SYN, NULL, 0);
     feed(&b, 1, SD_TCP_SYN | SD_TCP_ACK, NULL, 0);
     feed(&b, 0, SD_TCP_ACK, NULL, 0);
-    assert_int_equal(feed(&b, 0, SD_TCP_ACK | SD_TCP_PSH, hello, n).kind, SD_V_DROP); /* whole: t takes over */
+    assert_int_equal(feed(&b, 0, SD_TCP_ACK | SD_TCP_PSH, bad, nb).kind, SD_V_DROP);
     sd_engine_free(e);
     sd_policy_free(p);
 }
