@@ -24,7 +24,8 @@
 # rounds, and the ratio two workers / one (target >= 1.7), also per
 # censor-CPU-second (schedstat of all the censor's threads).
 #
-# MODES="1" or "2" runs one mode only (to profile it). Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
+# MODES="1" or "2" runs one mode only (to profile it); BALANCE=flow passes --balance flow
+# (below). Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
 # mix of bench/run.sh, which it reuses from SD_BENCH_OUT or makes, ~1 GB).
 set -u
 B=${1:-build}
@@ -72,6 +73,14 @@ smac=$(mac "$ns-server" eth0)
     echo "neigh replace 2001:db8:2::2 lladdr $smac dev out0 nud permanent"
 } | ip -n "$ns-censor" -batch - || exit 1
 
+# BALANCE=flow: the censor picks queues per flow (--balance flow), which turns connection
+# tracking on (its reassembly puts the ports in every packet); one rule tracks for the
+# one-worker runs too, so that both modes pay for it.
+if [ "${BALANCE:-addr}" = flow ]; then
+    for t in iptables-legacy ip6tables-legacy; do
+        ip netns exec "$ns-censor" "$t" -w -t mangle -A PREROUTING -m conntrack --ctstate INVALID -j DROP
+    done
+fi
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 slice=0
 : >"$dir/drains"
@@ -79,7 +88,7 @@ run() { # WORKERS
     local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
     rm -f "$ready"
     "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
+        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" ${BALANCE:+--balance "$BALANCE"} \
         >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done

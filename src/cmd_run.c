@@ -101,6 +101,9 @@ static void usage(FILE *f)
             "                     when the policy server cannot be reached\n"
             "  --queue N          first NFQUEUE number (default 0)\n"
             "  --workers W        queues and threads N..N+W-1 (default 1)\n"
+            "  --balance HOW      several workers: addr (default: the kernel's hash of the\n"
+            "                     address pair, so one host pair is one worker) or flow\n"
+            "                     (the ports too, by a BPF match; needs --bypass conntrack)\n"
             "  --queue-packets N  queue the first N packets of each connection (default 64;\n"
             "                     0: every packet); flows under an action stay queued\n"
             "  --ct-mark BIT      conntrack mark bit for flows under an action (0x40000000)\n"
@@ -193,7 +196,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     /* 0x100-0x103 are the shared policy options (clipolicy.h); 0x300- parse_ops. */
     enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
-           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX, O_RCVBUF };
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX, O_RCVBUF, O_BALANCE };
     static const struct option lo[] = {
         SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
@@ -204,7 +207,8 @@ static int parse(int argc, char **argv, struct opts *o)
         {"settle-mark", 1, NULL, O_SETTLE}, {"events", 1, NULL, 0x300},     {"metrics", 1, NULL, 0x301},
         {"policy-poll", 1, NULL, 0x302}, {"policy-cache", 1, NULL, 0x303},  {"install-rules", 0, NULL, 0x304},
         {"remove-rules", 0, NULL, 0x305}, {"bypass", 1, NULL, O_BYPASS},    {"set-timeout", 1, NULL, O_SETTIMEOUT},
-        {"set-max", 1, NULL, O_SETMAX},  {"rcvbuf", 1, NULL, O_RCVBUF},      {"help", 0, NULL, 'h'},
+        {"set-max", 1, NULL, O_SETMAX},  {"rcvbuf", 1, NULL, O_RCVBUF},      {"balance", 1, NULL, O_BALANCE},
+        {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
@@ -253,6 +257,12 @@ static int parse(int argc, char **argv, struct opts *o)
                 o->fw.bypass = SD_BYPASS_BPF;
             else
                 bad = bad_value(optarg, "--bypass (conntrack, bpf or ipset)");
+            break;
+        case O_BALANCE:
+            if (!strcmp(optarg, "addr") || !strcmp(optarg, "flow"))
+                o->fw.balance_flow = optarg[0] == 'f';
+            else
+                bad = bad_value(optarg, "--balance (addr or flow)");
             break;
         case O_SETTIMEOUT:
             /* At least 2 s: the workers' cache of added flows is emptied every half timeout. */
@@ -308,6 +318,12 @@ static int finish_opts(struct opts *o)
     }
     if (o->install_rules + o->remove_rules + o->print_rules > 1) {
         fprintf(stderr, "slowdown run: --print-rules, --install-rules and --remove-rules exclude each other\n");
+        return 1000 + SD_EXIT_USAGE;
+    }
+    if (o->fw.balance_flow && o->fw.bypass != SD_BYPASS_CONNTRACK) {
+        fprintf(stderr, "slowdown run: --balance flow needs --bypass conntrack: a flow's queue is picked by its "
+                        "ports, which every fragment has only once the kernel reassembles them, and it does so "
+                        "only when it tracks connections\n");
         return 1000 + SD_EXIT_USAGE;
     }
     if (!o->fw.queue_packets)
@@ -595,7 +611,8 @@ static void announce(const struct run *r)
     const struct opts *o = r->o;
     char queues[32];
     if (o->fw.workers > 1)
-        snprintf(queues, sizeof(queues), "queues %u-%u", o->fw.queue, o->fw.queue + o->fw.workers - 1u);
+        snprintf(queues, sizeof(queues), "queues %u-%u by %s", o->fw.queue, o->fw.queue + o->fw.workers - 1u,
+                 o->fw.balance_flow ? "flow" : "address pair");
     else
         snprintf(queues, sizeof(queues), "queue %u", o->fw.queue);
     fprintf(stderr, "slowdown run: %s on %s, %s, %s\n", r->pol ? r->pol->name : "no engine", queues,

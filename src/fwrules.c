@@ -9,6 +9,7 @@
  * every rule that jumps to our chain, so the leftovers of a crashed run with
  * other options go too.
  */
+#include <linux/filter.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,105 @@ void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len)
 void sd_fw_set_name(const struct sd_fw_config *c, int family, char *buf, size_t len)
 {
     snprintf(buf, len, "SLOWDOWN-%u-v%d", c->queue, family);
+}
+
+static void lb_chain_name(const struct sd_fw_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "SLOWDOWN-%u-lb", c->queue);
+}
+
+/* ---- the per-flow balance program ---- */
+
+struct prog {
+    struct sd_fw_insn *in;
+    unsigned n;
+};
+
+static unsigned emit(struct prog *p, uint16_t code, uint32_t k)
+{
+    p->in[p->n] = (struct sd_fw_insn){.code = code, .k = k};
+    return p->n++;
+}
+
+/* Points the true (or false) branch of the jump at |at| to the next instruction. */
+static void land(struct prog *p, unsigned at, bool taken)
+{
+    uint8_t d = (uint8_t)(p->n - at - 1);
+    if (taken)
+        p->in[at].jt = d;
+    else
+        p->in[at].jf = d;
+}
+
+unsigned sd_fw_balance_prog(int family, unsigned w, unsigned i, struct sd_fw_insn *out)
+{
+    struct prog p = {.in = out};
+    unsigned frag = 0;
+
+    /* M[0] = the addresses, XORed: the same both ways. */
+    if (family == 4) {
+        emit(&p, BPF_LD | BPF_W | BPF_ABS, 12);
+        emit(&p, BPF_MISC | BPF_TAX, 0);
+        emit(&p, BPF_LD | BPF_W | BPF_ABS, 16);
+        emit(&p, BPF_ALU | BPF_XOR | BPF_X, 0);
+        emit(&p, BPF_ST, 0);
+        emit(&p, BPF_LD | BPF_H | BPF_ABS, 6);
+        frag = emit(&p, BPF_JMP | BPF_JSET | BPF_K, 0x3fff); /* a fragment: no ports in some, so none in all */
+        emit(&p, BPF_LD | BPF_B | BPF_ABS, 9);
+    } else {
+        static const uint32_t more[] = {32, 20, 36}; /* with 16: the last 8 bytes of both addresses */
+        emit(&p, BPF_LD | BPF_W | BPF_ABS, 16);
+        emit(&p, BPF_MISC | BPF_TAX, 0);
+        for (size_t k = 0; k < SD_COUNTOF(more); k++) {
+            emit(&p, BPF_LD | BPF_W | BPF_ABS, more[k]);
+            emit(&p, BPF_ALU | BPF_XOR | BPF_X, 0);
+            emit(&p, BPF_MISC | BPF_TAX, 0);
+        }
+        emit(&p, BPF_ST, 0);
+        emit(&p, BPF_LD | BPF_B | BPF_ABS, 6); /* the next header: TCP or UDP right after the fixed one */
+    }
+    unsigned tcp = emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 6);
+    unsigned udp = emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 17);
+    land(&p, tcp, true);
+    /* M[0] ^= the ports, XORed. */
+    if (family == 4) {
+        emit(&p, BPF_LDX | BPF_B | BPF_MSH, 0);
+        emit(&p, BPF_LD | BPF_H | BPF_IND, 0);
+        emit(&p, BPF_ST, 1);
+        emit(&p, BPF_LD | BPF_H | BPF_IND, 2);
+    } else {
+        emit(&p, BPF_LD | BPF_H | BPF_ABS, 40);
+        emit(&p, BPF_ST, 1);
+        emit(&p, BPF_LD | BPF_H | BPF_ABS, 42);
+    }
+    emit(&p, BPF_LDX | BPF_W | BPF_MEM, 1);
+    emit(&p, BPF_ALU | BPF_XOR | BPF_X, 0);
+    emit(&p, BPF_LDX | BPF_W | BPF_MEM, 0);
+    emit(&p, BPF_ALU | BPF_XOR | BPF_X, 0);
+    emit(&p, BPF_ST, 0);
+    /* The queue: mixed, the high half, modulo w. */
+    land(&p, udp, false);
+    if (family == 4)
+        land(&p, frag, true);
+    emit(&p, BPF_LD | BPF_W | BPF_MEM, 0);
+    emit(&p, BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u);
+    emit(&p, BPF_ALU | BPF_RSH | BPF_K, 16);
+    emit(&p, BPF_ALU | BPF_MOD | BPF_K, w);
+    unsigned eq = emit(&p, BPF_JMP | BPF_JEQ | BPF_K, i);
+    emit(&p, BPF_RET | BPF_K, 1);
+    p.in[eq].jf = 1;
+    emit(&p, BPF_RET | BPF_K, 0);
+    return p.n;
+}
+
+/* The program as xt_bpf's --bytecode wants it: "N,code jt jf k,...". */
+static void bytecode(int family, unsigned w, unsigned i, char *buf, size_t len)
+{
+    struct sd_fw_insn in[SD_FW_MAX_INSNS];
+    unsigned n = sd_fw_balance_prog(family, w, i, in);
+    size_t used = (size_t)snprintf(buf, len, "%u", n);
+    for (unsigned k = 0; k < n && used < len; k++)
+        used += (size_t)snprintf(buf + used, len - used, ",%u %u %u %u", in[k].code, in[k].jt, in[k].jf, in[k].k);
 }
 
 /* Appends one command of NULL-terminated tokens. */
@@ -79,11 +179,13 @@ static bool iface_ok(const char *s)
 static int plan_family(const struct sd_fw_config *c, int family, const char *tool, struct sd_fw_plan *p)
 {
     const char *tab = hook_table[c->hook], *hook = hook_chain[c->hook];
-    char chain[32], qopt[24], qval[24], window[24], mark[32], settled[32];
+    char chain[32], lb[32], qopt[24], qval[24], window[24], mark[32], settled[32];
     unsigned w = c->workers ? c->workers : 1;
-    int rc;
+    bool by_flow = w > 1 && c->balance_flow;
+    int rc = 0;
 
     sd_fw_chain_name(c, chain, sizeof(chain));
+    lb_chain_name(c, lb, sizeof(lb));
     if (w == 1) {
         snprintf(qopt, sizeof(qopt), "--queue-num");
         snprintf(qval, sizeof(qval), "%u", c->queue);
@@ -91,11 +193,32 @@ static int plan_family(const struct sd_fw_config *c, int family, const char *too
         snprintf(qopt, sizeof(qopt), "--queue-balance");
         snprintf(qval, sizeof(qval), "%u:%u", c->queue, c->queue + w - 1);
     }
+    /* Q: the target of every queueing rule; per flow, the balance chain's. */
+    const char *q[5] = {"-j", "NFQUEUE", qopt, qval, "--queue-bypass"};
+    if (by_flow) {
+        q[1] = lb;
+        q[2] = NULL;
+        char prog[900], num[16];
+        rc = add_rule(p, tool, "-w", "-t", tab, "-N", lb, NULL);
+        for (unsigned i = 0; i < w && rc == 0; i++) {
+            snprintf(num, sizeof(num), "%u", c->queue + i);
+            bytecode(family, w, i, prog, sizeof(prog));
+            if (i + 1 < w)
+                rc = add_rule(p, tool, "-w", "-t", tab, "-A", lb, "-m", "bpf", "--bytecode", prog, "-j", "NFQUEUE",
+                              "--queue-num", num, "--queue-bypass", NULL);
+            else
+                rc = add_rule(p, tool, "-w", "-t", tab, "-A", lb, "-j", "NFQUEUE", "--queue-num", num,
+                              "--queue-bypass", NULL);
+        }
+    }
     snprintf(window, sizeof(window), "0:%u", c->queue_packets);
     snprintf(mark, sizeof(mark), "0x%x/0x%x", c->ct_mark, c->ct_mark);
     snprintf(settled, sizeof(settled), "0x%x/0x%x", c->settled_mark, c->settled_mark);
-#define Q "-j", "NFQUEUE", qopt, qval, "--queue-bypass", NULL
-    rc = add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
+#define Q q[0], q[1], q[2], q[3], q[4], NULL
+    rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-N", chain, NULL);
+    if (by_flow && c->queue_packets == 0) /* turns tracking on, and with it the reassembly of fragments */
+        rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-m", "conntrack", "--ctstate",
+                                "INVALID,UNTRACKED", Q);
     if (c->queue_packets == 0 || c->bypass != SD_BYPASS_CONNTRACK) {
         if (c->queue_packets != 0 && c->bypass == SD_BYPASS_IPSET) {
             rc = rc ? rc : add_rule(p, tool, "-w", "-t", tab, "-A", chain, "-p", "tcp", "--syn", Q);
@@ -137,7 +260,8 @@ static int plan_family(const struct sd_fw_config *c, int family, const char *too
 int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
 {
     p->n = 0;
-    if (c->n_ifaces > SD_FW_MAX_IFACES || c->hook > SD_FW_PREROUTING)
+    if (c->n_ifaces > SD_FW_MAX_IFACES || c->hook > SD_FW_PREROUTING ||
+        (c->balance_flow && c->bypass != SD_BYPASS_CONNTRACK))
         return SD_EINVAL;
     for (unsigned i = 0; i < c->n_ifaces; i++) {
         if (!iface_ok(c->ifaces[i]))
@@ -166,7 +290,7 @@ int sd_fw_plan_install(const struct sd_fw_config *c, struct sd_fw_plan *p)
 
 void sd_fw_plan_print(const struct sd_fw_plan *p, FILE *out)
 {
-    char line[512];
+    char line[1400];
 
     for (unsigned i = 0; i < p->n; i++) {
         sd_subproc_format(p->rules[i].argv, line, sizeof(line));
@@ -176,7 +300,7 @@ void sd_fw_plan_print(const struct sd_fw_plan *p, FILE *out)
 
 int sd_fw_plan_apply(const struct sd_fw_plan *p, char *err, size_t errlen)
 {
-    char out[400], line[512];
+    char out[400], line[1400];
 
     for (unsigned i = 0; i < p->n; i++) {
         int rc = sd_subproc_run(p->rules[i].argv, out, sizeof(out));
@@ -227,21 +351,25 @@ static int remove_jumps(const char *tool, const char *tab, const char *hook, con
 
 int sd_fw_remove(const struct sd_fw_config *c, char *err, size_t errlen)
 {
-    char chain[32];
+    char chain[32], lb[32];
     int removed = 0;
 
     err[0] = '\0';
     sd_fw_chain_name(c, chain, sizeof(chain));
+    lb_chain_name(c, lb, sizeof(lb));
     for (int f = 0; f < 2; f++) {
         for (int h = 0; h < 2; h++) {
             int rc = remove_jumps(tools[f], hook_table[h], hook_chain[h], chain, err, errlen);
             if (rc < 0)
                 return rc;
             removed += rc;
-            char *flush[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-F", chain, NULL};
-            char *del[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-X", chain, NULL};
-            if (sd_subproc_run(flush, NULL, 0) == 0 && sd_subproc_run(del, NULL, 0) == 0)
-                removed++;
+            for (int k = 0; k < 2; k++) { /* the chain, then the balance chain it jumps to */
+                char *name = k ? lb : chain;
+                char *flush[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-F", name, NULL};
+                char *del[] = {(char *)tools[f], "-w", "-t", (char *)hook_table[h], "-X", name, NULL};
+                if (sd_subproc_run(flush, NULL, 0) == 0 && sd_subproc_run(del, NULL, 0) == 0)
+                    removed++;
+            }
         }
     }
     if (c->bpf_prog && c->bpf_map)

@@ -21,7 +21,18 @@
  *   -I HOOK 1 [-i IFACE] -j SLOWDOWN-q
  *
  * Q is --queue-num q, or --queue-balance q:q+W-1 for W workers (the kernel
- * hashes both directions of a flow to the same queue). With N = 0 every TCP
+ * hashes the address pair and protocol: both directions of a flow, and every
+ * flow between two hosts, land in the same queue). With balance_flow, Q is
+ * -j SLOWDOWN-q-lb instead, a chain that picks the queue per flow:
+ *
+ *   -A SLOWDOWN-q-lb -m bpf --bytecode "PROG(i)" -j NFQUEUE --queue-num q+i --queue-bypass
+ *        for i = 0 .. W-2 (sd_fw_balance_prog), then
+ *   -A SLOWDOWN-q-lb -j NFQUEUE --queue-num q+W-1 --queue-bypass
+ *
+ * The program needs the ports of every packet of a flow, so it needs the
+ * kernel to reassemble IP fragments first, which it does once connection
+ * tracking is on: balance_flow is for the conntrack bypass only, and with
+ * N = 0 the INVALID,UNTRACKED rule is kept to turn tracking on. With N = 0 every TCP
  * and UDP packet is queued and the connmark rule is left out. Bulk traffic
  * of flows that passed inspection never leaves the kernel.
  *
@@ -68,8 +79,9 @@ enum { SD_FW_FORWARD = 0, SD_FW_PREROUTING = 1 };
 
 enum {
     SD_FW_MAX_IFACES = 8,
-    SD_FW_MAX_RULES = 40,
+    SD_FW_MAX_RULES = 192, /* 2 families x (a queue rule per worker, up to 64, and the rest) */
     SD_FW_MAX_ARGS = 28,
+    SD_FW_MAX_INSNS = 48,
 };
 
 struct sd_fw_config {
@@ -80,6 +92,7 @@ struct sd_fw_config {
     uint32_t settled_mark;    /* conntrack mark bit(s) of settled flows (0: no such rule) */
     uint8_t hook;             /* SD_FW_FORWARD or SD_FW_PREROUTING */
     uint8_t bypass;           /* SD_BYPASS_CONNTRACK, _IPSET or _BPF (inline.h) */
+    bool balance_flow;        /* several workers: pick the queue per flow (ports too), not per address pair */
     uint32_t set_timeout_s;   /* ipset: element timeout */
     uint32_t set_max;         /* ipset: most elements per set */
     const char *bpf_prog;     /* bpf: the pinned bypass program (bpfpass.h) */
@@ -90,13 +103,31 @@ struct sd_fw_config {
 
 struct sd_fw_rule {
     char *argv[SD_FW_MAX_ARGS]; /* NULL-terminated, pointing into store */
-    char store[384];
+    char store[1024];
 };
 
 struct sd_fw_plan {
     unsigned n;
     struct sd_fw_rule rules[SD_FW_MAX_RULES];
 };
+
+/* One classic BPF instruction (struct sock_filter's layout). */
+struct sd_fw_insn {
+    uint16_t code;
+    uint8_t jt, jf;
+    uint32_t k;
+};
+
+/*
+ * The classic BPF program of the per-flow balance (--balance flow): for a
+ * packet from its network header (IPv4 when |family| is 4, else IPv6), true
+ * (1) when its flow belongs to queue |i| of |w|. The hash is symmetric, so
+ * both directions of a flow land in one queue: the XOR of the two addresses
+ * (IPv6: their last 8 bytes) and, for TCP and UDP that are not IP fragments,
+ * of the two ports, times a golden-ratio constant, shifted, modulo |w|. Fills
+ * |out| (at least SD_FW_MAX_INSNS) and returns the instruction count.
+ */
+unsigned sd_fw_balance_prog(int family, unsigned w, unsigned i, struct sd_fw_insn *out);
 
 /* The chain name for |c| ("SLOWDOWN-0") into |buf|. */
 void sd_fw_chain_name(const struct sd_fw_config *c, char *buf, size_t len);

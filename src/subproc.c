@@ -100,7 +100,9 @@ void sd_subproc_format(char *const argv[], char *buf, size_t len)
         return;
     buf[0] = '\0';
     for (size_t i = 0; argv[i] && n + 1 < len; i++) {
-        int w = snprintf(buf + n, len - n, "%s%s", i ? " " : "", argv[i]);
+        /* Quoted where a shell would split or expand it, so that a printed command can be pasted. */
+        const char *q = argv[i][strcspn(argv[i], " \t\"$`\\|&;<>()*?[]#~!{}")] ? "'" : "";
+        int w = snprintf(buf + n, len - n, "%s%s%s%s", i ? " " : "", q, argv[i], q);
         if (w < 0)
             break;
         n += (size_t)w;

@@ -12,16 +12,19 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pcap/pcap.h>
 
 #include "fwrules.h"
+#include "gen.h"
 #include "inline.h"
+#include "pkt.h"
 #include "subproc.h"
 
 static struct sd_fw_plan plan;
 
 static const char *line(unsigned i)
 {
-    static char buf[512];
+    static char buf[1400];
     assert_true(i < plan.n);
     sd_subproc_format(plan.rules[i].argv, buf, sizeof(buf));
     return buf;
@@ -217,6 +220,106 @@ static void test_print(void **state)
     assert_true(strncmp(buf, "iptables-legacy -w -t filter -N SLOWDOWN-0\n", 43) == 0);
 }
 
+/* Per-flow balance: a chain of its own that picks the queue, and every queueing rule jumps to it. */
+static void test_balance_flow(void **state)
+{
+    struct sd_fw_config c = {.queue = 4, .workers = 3, .queue_packets = 0, .balance_flow = true};
+    (void)state;
+
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_string_equal(line(0), "iptables-legacy -w -t filter -N SLOWDOWN-4-lb");
+    assert_non_null(strstr(line(1), "-A SLOWDOWN-4-lb -m bpf --bytecode '"));
+    assert_non_null(strstr(line(1), "' -j NFQUEUE --queue-num 4 --queue-bypass"));
+    assert_non_null(strstr(line(2), "' -j NFQUEUE --queue-num 5 --queue-bypass"));
+    assert_string_equal(line(3), "iptables-legacy -w -t filter -A SLOWDOWN-4-lb -j NFQUEUE --queue-num 6 --queue-bypass");
+    assert_string_equal(line(4), "iptables-legacy -w -t filter -N SLOWDOWN-4");
+    /* Every packet queued: a conntrack rule all the same, so that the kernel reassembles fragments. */
+    assert_string_equal(line(5), "iptables-legacy -w -t filter -A SLOWDOWN-4 -m conntrack --ctstate INVALID,UNTRACKED "
+                                 "-j SLOWDOWN-4-lb");
+    assert_string_equal(line(6), "iptables-legacy -w -t filter -A SLOWDOWN-4 -p tcp -j SLOWDOWN-4-lb");
+    for (unsigned i = 0; i < plan.n; i++)
+        assert_null(strstr(line(i), "--queue-balance"));
+    /* One worker: nothing to balance. */
+    c.workers = 1;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), 0);
+    assert_null(strstr(line(0), "-lb"));
+    /* Without conntrack the kernel does not reassemble: refused. */
+    c.workers = 2;
+    c.bypass = SD_BYPASS_IPSET;
+    assert_int_equal(sd_fw_plan_install(&c, &plan), SD_EINVAL);
+}
+
+/* The queue |frame| (raw IP, |len| bytes) goes to under the balance programs for |w| queues;
+ * -1 when no program or more than one says yes. Run by libpcap's BPF interpreter. */
+static int queue_of(int family, unsigned w, const uint8_t *frame, size_t len)
+{
+    int q = -1;
+    for (unsigned i = 0; i < w; i++) {
+        struct sd_fw_insn in[SD_FW_MAX_INSNS];
+        struct bpf_insn b[SD_FW_MAX_INSNS];
+        unsigned n = sd_fw_balance_prog(family, w, i, in);
+        assert_true(n > 0 && n <= SD_FW_MAX_INSNS);
+        for (unsigned k = 0; k < n; k++)
+            b[k] = (struct bpf_insn){.code = in[k].code, .jt = in[k].jt, .jf = in[k].jf, .k = in[k].k};
+        struct bpf_program prog = {.bf_len = n, .bf_insns = b};
+        assert_true(bpf_validate(prog.bf_insns, (int)prog.bf_len));
+        if (bpf_filter(b, frame, (unsigned)len, (unsigned)len)) {
+            if (q >= 0)
+                return -1;
+            q = (int)i;
+        }
+    }
+    return q;
+}
+
+/* The programs on real packets: each picks exactly one queue, the same both ways and for every
+ * fragment of a datagram, and the flows between two hosts spread over the queues. */
+static void test_balance_prog(void **state)
+{
+    (void)state;
+    static const char *const addrs[2][2] = {{"192.0.2.2", "203.0.113.2"}, {"2001:db8:1::2", "2001:db8:2::2"}};
+    uint8_t f[600], pay[400];
+    memset(pay, 'p', sizeof(pay));
+    for (int fam = 0; fam < 2; fam++) {
+        for (unsigned w = 2; w <= 4; w++) {
+            unsigned count[4] = {0};
+            for (unsigned flow = 0; flow < 2000; flow++) {
+                int q[2];
+                for (int dir = 0; dir < 2; dir++) {
+                    struct sd_gen_pkt s = {.linktype = 101, .proto = flow % 3 ? 6 : 17, .tcp_flags = SD_TCP_ACK,
+                                           .payload = pay, .payload_len = 40,
+                                           .ipv4_opts_len = fam == 0 && flow % 5 == 0 ? 8 : 0};
+                    uint16_t cport = (uint16_t)(32768 + flow * 7), sport = flow % 2 ? 443 : 8443;
+                    s.src = sd_gen_addr(addrs[fam][dir]);
+                    s.dst = sd_gen_addr(addrs[fam][!dir]);
+                    s.sport = dir ? sport : cport;
+                    s.dport = dir ? cport : sport;
+                    size_t n = sd_gen_frame(f, sizeof(f), &s);
+                    assert_true(n > 0);
+                    q[dir] = queue_of(fam ? 6 : 4, w, f, n);
+                }
+                assert_true(q[0] >= 0);
+                assert_int_equal(q[0], q[1]);
+                count[q[0]]++;
+            }
+            for (unsigned i = 0; i < w; i++) /* one host pair: the address balance puts them all in one queue */
+                assert_true(count[i] > 2000 / w * 8 / 10 && count[i] < 2000 / w * 12 / 10);
+        }
+    }
+    /* IPv4 fragments: the first has the ports, the others not; all go by the addresses alone. */
+    struct sd_gen_pkt s = {.linktype = 101, .proto = 17, .sport = 40000, .dport = 443, .payload = pay,
+                           .payload_len = sizeof(pay)};
+    s.src = sd_gen_addr("192.0.2.2");
+    s.dst = sd_gen_addr("203.0.113.2");
+    size_t n = sd_gen_frame(f, sizeof(f), &s);
+    uint8_t frag[4][600], *out[4] = {frag[0], frag[1], frag[2], frag[3]};
+    size_t flen[4];
+    int k = sd_gen_fragment(f, n, 101, 128, out, flen, sizeof(frag[0]), 4);
+    assert_int_equal(k, 4);
+    for (int i = 1; i < k; i++)
+        assert_int_equal(queue_of(4, 2, frag[i], flen[i]), queue_of(4, 2, frag[0], flen[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_bypass_bpf),
         cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_balance_flow), cmocka_unit_test(test_balance_prog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
