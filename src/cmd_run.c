@@ -609,7 +609,7 @@ static int start_ops(struct run *r, struct sd_metrics_server **ms)
 static void announce(const struct run *r)
 {
     const struct opts *o = r->o;
-    char queues[32];
+    char queues[64];
     if (o->fw.workers > 1)
         snprintf(queues, sizeof(queues), "queues %u-%u by %s", o->fw.queue, o->fw.queue + o->fw.workers - 1u,
                  o->fw.balance_flow ? "flow" : "address pair");
