@@ -78,7 +78,7 @@ smac=$(mac "$ns-server" eth0)
 # one-worker runs too, so that both modes pay for it.
 if [ "${BALANCE:-addr}" = flow ]; then
     for t in iptables-legacy ip6tables-legacy; do
-        ip netns exec "$ns-censor" "$t" -w -t mangle -A PREROUTING -m conntrack --ctstate INVALID -j DROP
+        ip netns exec "$ns-censor" "$t" -w -t mangle -A PREROUTING -m conntrack --ctstate INVALID # counts only
     done
 fi
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
