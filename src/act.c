@@ -213,16 +213,18 @@ void sd__act(struct sd_engine *e, struct sd_flow *f, const struct sd_pkt *pkt, i
         if (dir == 1)
             replace_rst(e, pkt, v);
         break;
-    case SD_A_DROP_AFTER:
+    case SD_A_DROP_AFTER: {
+        uint32_t *left = sd__act_state(e, f); /* [0]: packets still let through */
         if (trigger_pkt)
             break;
-        if (sd__act_state(e, f)[0] > 0) {
-            sd__act_state(e, f)[0]--;
+        if (left[0] > 0) {
+            left[0]--;
             break;
         }
         if (applies && (is_data(pkt) || !a->data_only))
             v->kind = SD_V_DROP;
         break;
+    }
     case SD_A_DROP:
         if (applies && (is_data(pkt) || !a->data_only || pkt->proto != IPPROTO_TCP))
             v->kind = SD_V_DROP;
