@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bytes.h"
+#include "mono.h"
 #include "pcapfile.h"
 #include "pkt.h"
 
@@ -78,19 +78,6 @@ static void die(const char *fmt, ...)
     exit(2);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
-    nanosleep(&ts, NULL);
-}
-
 static uint32_t hash32(const uint8_t *p, size_t n)
 {
     uint32_t h = 2166136261u;
@@ -104,60 +91,30 @@ static bool inside4(const uint8_t *a)
     return a[0] == 10 || (a[0] == 100 && (a[1] & 0xc0) == 64);
 }
 
-/* Moves the frame's addresses into the lab's and fixes the checksums. False: not a frame to inject. */
+/* Moves the frame's addresses into the lab's and fixes the checksums. False: not a frame to inject
+ * (not TCP or UDP over IP right after the Ethernet header, a fragment, cut short). */
 static bool rewrite(uint8_t *f, size_t len, bool *s2c)
 {
     static const uint8_t srv4[4] = {203, 0, 113, 2};
     static const uint8_t srv6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2, [15] = 2};
-    uint16_t type;
-    sd_get16be(&type, f + 12);
-    uint8_t *ip = f + ETH, *src, *dst, *l4, proto;
-    size_t alen, l4len;
-    if (type == 0x0800 && len >= ETH + 20) {
-        size_t ihl = (size_t)(ip[0] & 15) * 4;
-        uint16_t tot, frag;
-        sd_get16be(&tot, ip + 2);
-        sd_get16be(&frag, ip + 6);
-        if (ihl < 20 || tot < ihl || ETH + (size_t)tot > len || (frag & 0x3fff))
-            return false;
-        src = ip + 12, dst = ip + 16, alen = 4, proto = ip[9], l4 = ip + ihl, l4len = tot - ihl;
-        *s2c = !inside4(src);
-        uint8_t *cli = *s2c ? dst : src, *srv = *s2c ? src : dst;
+    struct sd_pkt pkt;
+    if (sd_pkt_decode(&pkt, SD_DLT_EN10MB, f, len) < 0 || pkt.l3_off != ETH ||
+        (pkt.flags & (SD_PKT_L4 | SD_PKT_FRAG | SD_PKT_TRUNCATED)) != SD_PKT_L4)
+        return false;
+    uint8_t *src = f + (pkt.saddr - f), *dst = f + (pkt.daddr - f); /* the views, writable */
+    *s2c = pkt.family == 4 ? !inside4(src) : src[0] != 0xfd;
+    uint8_t *cli = *s2c ? dst : src, *srv = *s2c ? src : dst;
+    if (pkt.family == 4) {
         uint32_t h = hash32(cli, 4);
         memcpy(srv, srv4, 4);
         cli[0] = 192, cli[1] = 0, cli[2] = 2, cli[3] = (uint8_t)(128 + h % 127);
-        ip[10] = ip[11] = 0;
-        sd_put16be(ip + 10, sd_csum_fold(sd_csum_add(0, ip, ihl)));
-    } else if (type == 0x86dd && len >= ETH + 40) {
-        uint16_t pl;
-        sd_get16be(&pl, ip + 4);
-        if (ETH + 40 + (size_t)pl > len)
-            return false;
-        src = ip + 8, dst = ip + 24, alen = 16, proto = ip[6], l4 = ip + 40, l4len = pl;
-        *s2c = src[0] != 0xfd;
-        uint8_t *cli = *s2c ? dst : src, *srv = *s2c ? src : dst;
+    } else {
         uint32_t h = hash32(cli, 16);
         memcpy(srv, srv6, 16);
         memcpy(cli, srv6, 16);
         cli[5] = 1, cli[14] = 1, cli[15] = (uint8_t)h;
-    } else {
-        return false;
     }
-    size_t co = proto == 6 ? 16 : proto == 17 ? 6 : 0;
-    if (!co || l4len < co + 2)
-        return false;
-    if (proto == 17 && alen == 4 && l4[6] == 0 && l4[7] == 0)
-        return true; /* IPv4 UDP without a checksum */
-    uint8_t ph[40];
-    memcpy(ph, src, alen);
-    memcpy(ph + alen, dst, alen);
-    size_t n = 2 * alen;
-    ph[n++] = 0, ph[n++] = 0, ph[n++] = (uint8_t)(l4len >> 8), ph[n++] = (uint8_t)l4len;
-    ph[n++] = 0, ph[n++] = 0, ph[n++] = 0, ph[n++] = proto;
-    l4[co] = l4[co + 1] = 0;
-    uint16_t c = sd_csum_fold(sd_csum_add(sd_csum_add(0, ph, n), l4, l4len));
-    sd_put16be(l4 + co, proto == 17 && c == 0 ? 0xffff : c);
-    return true;
+    return sd_pkt_fix_csums(f + ETH, len - ETH) == 0;
 }
 
 static void load(const char *path, size_t skip, size_t want)
@@ -347,7 +304,7 @@ int main(int argc, char **argv)
         struct queues q0, q1, q;
         bool stopped = false;
         kill(pid, SIGSTOP);
-        for (int i = 0; i < 2000 && !stopped; i++, sleep_ns(1000000))
+        for (int i = 0; i < 2000 && !stopped; i++, sd_sleep_ns(1000000))
             threads(pid, &stopped);
         if (!stopped)
             die("%s", "the censor did not stop");
@@ -360,19 +317,19 @@ int main(int argc, char **argv)
 
         }
         uint64_t last = 0;
-        for (int stable = 0; stable < 40; sleep_ns(POLL_NS)) { /* 20 ms without a change */
+        for (int stable = 0; stable < 40; sd_sleep_ns(POLL_NS)) { /* 20 ms without a change */
             read_queues(qfd, &q1);
             uint64_t s = sum(q1.seq, q1.n);
             stable = s == last ? stable + 1 : 0;
             last = s;
         }
         uint64_t queued = sum(q1.seq, q1.n) - sum(q0.seq, q0.n), drops = q1.dropped - q0.dropped;
-        uint64_t cpu0 = threads(pid, NULL), t0 = now_ns(), empty[MAXQ] = {0};
+        uint64_t cpu0 = threads(pid, NULL), t0 = sd_mono_ns(), empty[MAXQ] = {0};
         kill(pid, SIGCONT);
         for (int left = q1.n; left > 0;) {
-            sleep_ns(POLL_NS);
+            sd_sleep_ns(POLL_NS);
             read_queues(qfd, &q);
-            uint64_t t = now_ns() - t0;
+            uint64_t t = sd_mono_ns() - t0;
             left = 0;
             for (int i = 0; i < q.n; i++) {
                 if (q.total[i] == 0 && !empty[i])
