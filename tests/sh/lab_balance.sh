@@ -14,10 +14,6 @@ lab_up "$id" --preset tw21-initial --run-arg=--workers=2 --run-arg=--balance=flo
 pid=$(censor_pid "$id")
 [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || fail "no censor process"
 
-# seq Q: the kernel's count of packets queued to queue Q so far (id_sequence).
-seq_of() {
-    "$SD_BIN" lab exec "$id" censor -- cat /proc/net/netfilter/nfnetlink_queue | awk -v q="$1" '$1 == q { print $8 }'
-}
 "$SD_BIN" lab exec "$id" censor -- iptables-legacy -t mangle -S SLOWDOWN-0-lb | grep -q -- "-m bpf --bytecode" ||
     fail "no balance chain with a bpf match"
 # 16 connections from the client's one address (fresh ports each): with 2 queues, all 16 in
@@ -26,7 +22,7 @@ for i in $(seq 16); do
     out=$(fetch "$id" --plain --bytes 20000 203.0.113.2)
     [ "$(json_str end <<<"$out")" = "done" ] || fail "fetch $i: $out"
 done
-q0=$(seq_of 0) q1=$(seq_of 1)
+q0=$(queue_seq "$id" 0) q1=$(queue_seq "$id" 1)
 [ "${q0:-0}" -gt 0 ] && [ "${q1:-0}" -gt 0 ] || fail "one client address: queue 0 got ${q0:-none}, queue 1 ${q1:-none}"
 
 # A listed name is still throttled (the default rules: its flow stays queued, in one worker).
@@ -34,17 +30,7 @@ out=$(fetch "$id" --sni twitter.com --seconds 4 203.0.113.2)
 kbps=$(json_num kbps <<<"$out")
 [ -n "$kbps" ] && lt "$kbps" 1000 || fail "twitter.com not throttled: $out"
 
-# The workers' own count (SIGUSR1 prints the stats; published every 0.5 s) matches the kernel's.
-log=/run/slowdown/labs/$id/censor.log
-for _ in $(seq 1 20); do
-    sleep 0.6
-    q0=$(seq_of 0) q1=$(seq_of 1)
-    kill -USR1 "$pid"
-    sleep 0.2
-    n=$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)
-    [ "${n:-0}" = $((q0 + q1)) ] && break
-done
-[ "${n:-0}" = $((q0 + q1)) ] || fail "the workers counted ${n:-none} packets, the kernel queued $q0 + $q1"
+expect_workers_counted "$id" "$pid"
 
 kill -TERM "$pid"
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

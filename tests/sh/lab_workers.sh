@@ -18,29 +18,15 @@ pid=$(censor_pid "$id")
 names=$(cat /proc/"$pid"/task/*/comm | sort | tr '\n' ' ')
 case $names in *"sd-queue-0 sd-queue-1 "*) ;; *) fail "worker threads not named sd-queue-0/1: $names" ;; esac
 
-# seq Q: the kernel's count of packets queued to queue Q so far (id_sequence).
-seq_of() {
-    "$SD_BIN" lab exec "$id" censor -- cat /proc/net/netfilter/nfnetlink_queue | awk -v q="$1" '$1 == q { print $8 }'
-}
-[ -n "$(seq_of 0)" ] && [ -n "$(seq_of 1)" ] || fail "queues 0 and 1 are not both bound"
+[ -n "$(queue_seq "$id" 0)" ] && [ -n "$(queue_seq "$id" 1)" ] || fail "queues 0 and 1 are not both bound"
 for i in $(seq 10 41); do
     "$SD_BIN" lab exec "$id" client -- ip addr add "192.0.2.$i/24" dev eth0 || fail "cannot add 192.0.2.$i"
     out=$(fetch "$id" --plain --bytes 1000 --bind "192.0.2.$i" 203.0.113.2)
     [ "$(json_str end <<<"$out")" = "done" ] || fail "fetch from 192.0.2.$i: $out"
-    [ "$(seq_of 0)" -gt 0 ] && [ "$(seq_of 1)" -gt 0 ] && break
+    [ "$(queue_seq "$id" 0)" -gt 0 ] && [ "$(queue_seq "$id" 1)" -gt 0 ] && break
 done
-q0=$(seq_of 0) q1=$(seq_of 1)
+q0=$(queue_seq "$id" 0) q1=$(queue_seq "$id" 1)
 [ "$q0" -gt 0 ] && [ "$q1" -gt 0 ] || fail "a queue never received a packet: queue 0 $q0, queue 1 $q1"
 
-# The workers' own count (SIGUSR1 prints the stats; published every 0.5 s) matches the kernel's.
-log=/run/slowdown/labs/$id/censor.log
-[ -e "$log" ] || fail "no censor log at $log"
-for _ in $(seq 1 20); do
-    sleep 0.6
-    kill -USR1 "$pid"
-    sleep 0.2
-    n=$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)
-    [ "${n:-0}" = $((q0 + q1)) ] && break
-done
-[ "${n:-0}" = $((q0 + q1)) ] || fail "the workers counted ${n:-none} packets, the kernel queued $q0 + $q1"
+expect_workers_counted "$id" "$pid"
 echo "ok: queue 0 $q0 packets, queue 1 $q1 packets, threads $names"

@@ -55,6 +55,27 @@ lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 
 censor_pid() { sed -n 's/^censor_pid //p' "/run/slowdown/labs/$1/state"; }
 
+# queue_seq ID Q: the kernel's count of packets queued to queue Q of lab ID's censor so far (id_sequence).
+queue_seq() {
+    "$SD_BIN" lab exec "$1" censor -- cat /proc/net/netfilter/nfnetlink_queue | awk -v q="$2" '$1 == q { print $8 }'
+}
+
+# expect_workers_counted ID PID: the two workers' own packet count (SIGUSR1 prints the stats, published
+# every 0.5 s) matches what the kernel queued to queues 0 and 1.
+expect_workers_counted() {
+    local id=$1 pid=$2 log=/run/slowdown/labs/$1/censor.log n q0 q1
+    [ -e "$log" ] || fail "no censor log at $log"
+    for _ in $(seq 1 20); do
+        sleep 0.6
+        q0=$(queue_seq "$id" 0) q1=$(queue_seq "$id" 1)
+        kill -USR1 "$pid"
+        sleep 0.2
+        n=$(sed -n 's/.*packets \([0-9]*\) (receives.*/\1/p' "$log" | tail -1)
+        [ "${n:-0}" = $((q0 + q1)) ] && return 0
+    done
+    fail "the workers counted ${n:-none} packets, the kernel queued $q0 + $q1"
+}
+
 # Waits up to $3 seconds for file $1 to contain $2.
 wait_for() {
     for _ in $(seq 1 $(($3 * 10))); do
