@@ -278,6 +278,15 @@ static bool expired(const struct sd_engine *e, const struct sd_flow *f, uint32_t
     return now - f->last_ms > timeout_ms(e, f);
 }
 
+/* Ends the flow in slot |s| (in use) if it has been idle past its timeout. */
+static void reap_if_idle(struct sd_engine *e, uint32_t s, uint32_t now)
+{
+    if (expired(e, sd_flow_at(e->ft, s), now)) {
+        flow_end(e, s, SD_END_IDLE);
+        sd_flow_remove(e->ft, s);
+    }
+}
+
 /* Releases a few idle flows per call, so memory is given back without a
  * separate timer. */
 static void sweep(struct sd_engine *e, uint32_t visits)
@@ -285,13 +294,8 @@ static void sweep(struct sd_engine *e, uint32_t visits)
     uint32_t now = now_ms(e);
     for (uint32_t i = 0; i < visits; i++) {
         uint32_t s = sd_flow_next_used(e->ft, &e->sweep_hand, 4);
-        if (s == SD_FLOW_NONE)
-            continue;
-        struct sd_flow *f = sd_flow_at(e->ft, s);
-        if (expired(e, f, now)) {
-            flow_end(e, s, SD_END_IDLE);
-            sd_flow_remove(e->ft, s);
-        }
+        if (s != SD_FLOW_NONE)
+            reap_if_idle(e, s, now);
     }
 }
 
@@ -308,11 +312,7 @@ void sd_engine_expire(struct sd_engine *e, uint64_t now_ns)
         uint32_t s = sd_flow_next_used(e->ft, &hand, cap - hand);
         if (s == SD_FLOW_NONE)
             break;
-        struct sd_flow *f = sd_flow_at(e->ft, s);
-        if (f->proto != 0 && expired(e, f, now)) {
-            flow_end(e, s, SD_END_IDLE);
-            sd_flow_remove(e->ft, s);
-        }
+        reap_if_idle(e, s, now);
         if (s + 1 >= cap)
             break; /* the hand wrapped to 0 */
     }
