@@ -44,7 +44,8 @@
 #include "pkt.h"
 
 enum {
-    MSS = 1460,
+    MSS = 1460,  /* over IPv4; MSS6 over IPv6: both fill a 1514-byte Ethernet frame */
+    MSS6 = 1440,
     FRAME_MAX = 2048,
     RND_BYTES = 1 << 16,
     NCLIENTS = 49999,
@@ -69,6 +70,7 @@ struct script {
     struct ev *v;
     size_t n, cap;
     uint64_t t;        /* time of the next event pushed */
+    size_t mss;        /* TCP segment size: MSS or MSS6 */
 };
 
 struct rng {
@@ -241,7 +243,7 @@ static uint64_t wire_ns(size_t ip_bytes, uint64_t rate_bps)
  * peer ACKing every second segment and the last. */
 static void xfer(struct script *s, int dir, uint8_t kind, uint8_t rtype, size_t total, uint64_t rate_bps, bool tcp)
 {
-    size_t seg = tcp ? MSS : 1350;
+    size_t seg = tcp ? s->mss : 1350;
     for (size_t off = 0, i = 0; off < total; i++) {
         size_t len = SD_MIN(seg, total - off);
         push(s, dir, SD_TCP_PSH | SD_TCP_ACK, kind, (uint32_t)len, kind == K_TLS ? (uint32_t)(total - off) : (uint32_t)off,
@@ -287,8 +289,8 @@ static void script_tls(struct gflow *f, struct rng *r, uint64_t down, uint64_t r
     uint64_t rtt = rlog(r, 5000000, 150000000);
     uint64_t up = rlog(r, 500, 4000);
     tcp_open(s, rtt);
-    for (size_t off = 0; off < f->blob_len; off += MSS)
-        push(s, 0, SD_TCP_PSH | SD_TCP_ACK, K_BLOB, (uint32_t)SD_MIN(MSS, f->blob_len - off), (uint32_t)off, 0);
+    for (size_t off = 0; off < f->blob_len; off += s->mss)
+        push(s, 0, SD_TCP_PSH | SD_TCP_ACK, K_BLOB, (uint32_t)SD_MIN(s->mss, f->blob_len - off), (uint32_t)off, 0);
     s->t += rtt / 2;
     push(s, 1, SD_TCP_ACK, K_CTRL, 0, 0, 0);
     s->t += rrange(r, 100000, 2000000);
@@ -430,6 +432,7 @@ static void flow_make(struct gflow *f, const struct ctx *c, uint64_t i, bool ful
     f->idx = i;
     f->type = flow_type(&r);
     int family = rnext(&r) % 100 < 15 ? 6 : 4;
+    f->sc.mss = family == 6 ? MSS6 : MSS;
     uint64_t ci = i % NCLIENTS;
     pick_name(&r, name, f->type == F_BULK, &f->throttled);
     f->tmpl.linktype = 1;

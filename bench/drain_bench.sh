@@ -24,7 +24,8 @@
 # rounds, and the ratio two workers / one (target >= 1.7), also per
 # censor-CPU-second (schedstat of all the censor's threads).
 #
-# MODES="1" or "2" runs one mode only (to profile it); BALANCE=flow passes --balance flow
+# MODES="1" or "2" runs one mode only (to profile it); HOOK=prerouting passes --hook
+# prerouting; BALANCE=flow passes --balance flow
 # (below). Defaults: 50000 packets, 4 rounds, 4 pairs (1.6 M frames of the 2 M-packet
 # mix of bench/run.sh, which it reuses from SD_BENCH_OUT or makes, ~1 GB).
 set -u
@@ -88,7 +89,7 @@ run() { # WORKERS
     local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
     rm -f "$ready"
     "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" ${BALANCE:+--balance "$BALANCE"} \
+        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"} \
         >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done

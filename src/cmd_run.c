@@ -61,6 +61,7 @@ struct opts {
     const char *ready_file, *events, *metrics, *cache_dir;
     bool print_rules, no_rules, install_rules, remove_rules;
     uint64_t stats_s, poll_s;
+    uint32_t max_flows; /* over all workers (0: the engine's default per worker) */
     char ifbuf[256];
     char bpf_prog[SD_BPFPASS_PATH], bpf_map[SD_BPFPASS_PATH];
     struct sd_fw_config fw;
@@ -126,6 +127,9 @@ static void usage(FILE *f)
             "  --remove-rules     remove the rules of this queue and exit\n"
             "  --no-rules         install no rules (you route packets to the queues)\n"
             "  --no-engine        accept every packet unseen (tests, benchmarks)\n"
+            "  --max-flows N      flows tracked, over all workers (default 1048576 per worker);\n"
+            "                     a full table evicts the least recently seen of 8 sampled\n"
+            "                     flows, preferring flows under no action\n"
             "  --maxlen N         kernel queue length per queue (default 4096)\n"
             "  --rcvbuf BYTES     socket receive buffer per queue, k/m/g suffixes (16m): what\n"
             "                     waits for a worker must fit, or the kernel drops it\n"
@@ -196,7 +200,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     /* 0x100-0x103 are the shared policy options (clipolicy.h); 0x300- parse_ops. */
     enum { O_QUEUE = 0x200, O_WORKERS, O_QP, O_MARK, O_HOOK, O_IFACE, O_PRINT, O_NORULES, O_NOENGINE, O_MAXLEN,
-           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX, O_RCVBUF, O_BALANCE };
+           O_BATCH, O_STATS, O_READY, O_FAILCLOSED, O_SETTLE, O_BYPASS, O_SETTIMEOUT, O_SETMAX, O_RCVBUF, O_BALANCE, O_MAXFLOWS };
     static const struct option lo[] = {
         SD_CLIPOLICY_OPTIONS,
         {"queue", 1, NULL, O_QUEUE},     {"workers", 1, NULL, O_WORKERS},    {"queue-packets", 1, NULL, O_QP},
@@ -208,7 +212,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"policy-poll", 1, NULL, 0x302}, {"policy-cache", 1, NULL, 0x303},  {"install-rules", 0, NULL, 0x304},
         {"remove-rules", 0, NULL, 0x305}, {"bypass", 1, NULL, O_BYPASS},    {"set-timeout", 1, NULL, O_SETTIMEOUT},
         {"set-max", 1, NULL, O_SETMAX},  {"rcvbuf", 1, NULL, O_RCVBUF},      {"balance", 1, NULL, O_BALANCE},
-        {"help", 0, NULL, 'h'},
+        {"max-flows", 1, NULL, O_MAXFLOWS}, {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t v = 0;
@@ -287,6 +291,10 @@ static int parse(int argc, char **argv, struct opts *o)
             bad = sd_opt_u64(optarg, 1u << 30, 1, &v) < 0 || v < 4096 ? bad_value(optarg, "--rcvbuf (4k to 1g)") : 0;
             o->in.rcvbuf = (uint32_t)v;
             break;
+        case O_MAXFLOWS:
+            bad = parse_num(optarg, 1u << 30, &v, "--max-flows") || (v == 0 && bad_value(optarg, "--max-flows"));
+            o->max_flows = (uint32_t)v;
+            break;
         case O_STATS: bad = parse_num(optarg, 86400, &o->stats_s, "--stats"); break;
         case O_READY: o->ready_file = optarg; break;
         case 'h': usage(stdout); return 1000 + SD_EXIT_OK;
@@ -334,6 +342,10 @@ static int finish_opts(struct opts *o)
     }
     o->in.queue = o->fw.queue;
     o->in.workers = o->fw.workers;
+    /* Each worker has its own table; the kernel spreads flows over them by hash, so each gets its
+     * share, rounded up. */
+    if (o->max_flows)
+        o->in.max_flows = (uint32_t)(((uint64_t)o->max_flows + o->fw.workers - 1) / o->fw.workers);
     o->in.ct_mark = o->fw.queue_packets ? o->fw.ct_mark : 0; /* everything is queued anyway */
     o->in.settled_mark = o->fw.settled_mark;
     o->in.bypass = o->fw.bypass;

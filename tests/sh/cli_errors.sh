@@ -138,6 +138,8 @@ expect 2 "--max-flows" pcap --max-flows 12abc "$good"
 expect 2 "--max-flows" pcap --max-flows -5 "$good"
 expect 2 "--rcvbuf" run --rcvbuf 2g --print-rules
 expect 2 "--rcvbuf" run --rcvbuf 100 --print-rules
+expect 2 "--max-flows" run --max-flows 0 --print-rules
+expect 2 "--max-flows" run --max-flows 2g --print-rules
 expect 2 "--balance" run --balance host --print-rules
 expect 2 "--bypass conntrack" run --workers 2 --balance flow --bypass bpf --print-rules
 expect 2 "exclude" pcap --preset observe --at 2021-03-10T09:00Z "$good"
