@@ -46,18 +46,14 @@ done
 out=${SD_BENCH_OUT:-$(dirname "$0")/out}
 cap=$out/mix-s1-p2000000-f50000.pcap
 mkdir -p "$out"
-if [ ! -s "$cap" ]; then
-    echo "drain_bench: writing $cap"
-    "$MIXGEN" -o "$cap" -p 2000000 -f 50000 -s 1 >/dev/null || exit 1
-fi
+. "$(dirname "$0")/benchlib.bash"
+bench_gen "$MIXGEN" "$cap" 1 -p 2000000 -f 50000 >/dev/null || exit 1
 
 id=drain$$
 ns=sd-$id
 dir=/run/slowdown/labs/$id
 trap '"$SD" lab down "$id" >/dev/null 2>&1' EXIT
-"$SD" lab up --name "$id" --quiet --preset tw21-initial >/dev/null || exit 1
-kill -TERM "$(sed -n 's/^censor_pid //p' "$dir/state")" # the lab's own censor: we run ours
-sleep 0.5
+bench_lab_up "$SD" "$id" || exit 1
 
 # What the censor forwards ends at the client and the server, unanswered.
 ip netns exec "$ns-client" iptables-legacy -w -t raw -A PREROUTING -d 192.0.2.128/25 -j DROP
@@ -87,13 +83,10 @@ slice=0
 : >"$dir/drains"
 run() { # WORKERS
     local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
-    rm -f "$ready"
-    "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"} \
-        >"$log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done
-    [ -e "$ready" ] || { echo "drain_bench: the censor did not start: $(cat "$log")" >&2; exit 1; }
+    bench_start "$SD" "$id" "$log" "$ready" "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
+        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
+        ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
+    pid=$BENCH_PID
     "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice * N * R)) "$cap" | sed "s/^/  workers $w  /"
     local rc=${PIPESTATUS[0]}
     kill -TERM "$pid"

@@ -63,34 +63,23 @@ fetch() { "$SD" lab exec "$id" client -- "$SD" lab fetch --plain --skip 0 --seco
 num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
 mbit() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1000 }'; }
 
-# Starts a censor-side program in the background; waits for its ready file when it has one.
+. "$(dirname "$0")/benchlib.bash"
 start_censor() { # LOG READY-FILE-or-"" ARGS...
-    local log=$1 ready=$2
-    shift 2
-    "$SD" lab exec "$id" censor -- "$@" >"$log" 2>&1 &
-    CPID=$!
-    if [ -n "$ready" ]; then
-        for _ in $(seq 100); do [ -e "$ready" ] && return 0; sleep 0.1; done
-        echo "lab_bench: the censor did not start: $(cat "$log")" >&2
-        exit 1
-    fi
-    sleep 1
+    bench_start "$SD" "$id" "$@"
+    CPID=$BENCH_PID
 }
 stop_censor() { kill -TERM "$CPID"; wait "$CPID" 2>/dev/null; }
 run_censor() { # LOG QUEUE-PACKETS [more run options]
     local log=$1 qp=$2
     shift 2
-    rm -f "$dir/bench.ready"
     start_censor "$log" "$dir/bench.ready" "$SD" run --preset tw21-initial --inside "$INSIDE" --hook prerouting \
         --queue-packets "$qp" --ready-file "$dir/bench.ready" "$@"
 }
 
-"$SD" lab up --name "$id" --quiet --preset tw21-initial >/dev/null || exit 1
+bench_lab_up "$SD" "$id" || exit 1 # the lab's own censor is stopped: we run ours
 echo "lab_bench: lab $id, $S s transfers, $R rounds, $(nproc) CPUs"
 
 # ---- 1. goodput, censor vs none ----
-kill -TERM "$(sed -n 's/^censor_pid //p' "$dir/state")" # the lab's own censor: we run ours
-sleep 0.5
 # Mode "ct": no censor, but the censor namespace tracks connections (one
 # conntrack rule, as any stateful firewall has): the censor's rules need
 # conntrack (connbytes, connmark), and with no rule at all the kernel does not

@@ -43,15 +43,8 @@ mkdir -p "$OUT"
 
 MIX=$OUT/mix-s$SEED-p$PACKETS-f$FLOWS.pcap
 BIG=$OUT/big-s$SEED.pcap
-gen() { # gen FILE ARGS...: (re)generate when missing or made by another generator or with other flags
-    local f=$1; shift
-    local stamp
-    stamp="$(md5sum <"$BUILD/bench_mixgen" | cut -d' ' -f1) -s $SEED $*"
-    if [ ! -s "$f" ] || [ "$(cat "$f.stamp" 2>/dev/null)" != "$stamp" ]; then
-        "$BUILD/bench_mixgen" -o "$f.tmp" -s "$SEED" "$@" >&2 && mv "$f.tmp" "$f" || die "cannot generate $f"
-        echo "$stamp" >"$f.stamp"
-    fi
-}
+. "$(dirname "$0")/benchlib.bash"
+gen() { bench_gen "$BUILD/bench_mixgen" "$1" "$SEED" "${@:2}" || die "cannot generate $1"; }
 gen "$MIX" -p "$PACKETS" -f "$FLOWS"
 [ "$BIGRUN" = 1 ] && gen "$BIG" --big
 
