@@ -78,6 +78,10 @@ if [ "${BALANCE:-addr}" = flow ]; then
         ip netns exec "$ns-censor" "$t" -w -t mangle -A PREROUTING -m conntrack --ctstate INVALID # counts only
     done
 fi
+# What a second thread can give on this machine now (bench/bench_cores.c): about 2x for all
+# three loops when the machine is quiet; less when something else runs.
+cores() { [ -x "$(dirname "$DRAIN")/bench_cores" ] && echo "drain_bench: $1: $("$(dirname "$DRAIN")/bench_cores" -r 3 | sed -n 's/^key //p')"; }
+cores "the machine, two threads / one, before"
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 slice=0
 : >"$dir/drains"
@@ -100,6 +104,7 @@ for p in $(seq "$P"); do
     for w in $order; do run "$w" > >(tee -a "$dir/drains"); done
 done
 
+cores "the machine, two threads / one, after"
 awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
     { w = $2; nq = 0; ne = 0
       for (i = 1; i <= NF; i++) {

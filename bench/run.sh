@@ -157,6 +157,12 @@ row "Two workers vs one, in memory: fastest sequential run / fastest parallel ru
 row "The same, median of the 9 pairs' ratios (wall clock; lowest-highest $(kv "$E" scale2_lo)-$(kv "$E" scale2_hi))" "${SW}x" "-" "$SW" "-" "info"
 row "The same, median by per-thread CPU time" "${S}x" "-" "$S" "-" "info"
 row "The reading floor (the packets read, no engine), fastest / fastest and median of pairs" "$(kv "$E" floor2_best)x, $(kv "$E" floor2_wall)x" "-" "$(kv "$E" floor2_best)" "-" "info"
+if [ -x "$BUILD/bench_cores" ]; then
+    echo "bench: cores ..." >&2
+    K=$("$BUILD/bench_cores" -r 3 | grep '^key ')
+    row "The machine: two threads / one of a dependent chain, an ALU-bound loop, a DRAM chase (the ceiling of the rows above)" \
+        "$(kv "$K" chain)x, $(kv "$K" ilp)x, $(kv "$K" dram)x" "-" "-" "-" "info"
+fi
 
 echo
 echo "| Figure | Value | Baseline | Ratio | Target | Result |"
