@@ -6,8 +6,11 @@
  * `slowdown run`. What it lacks is exactly what io_nfq.c/inline.c add:
  * recvmmsg batches, verdict batches and one send per batch.
  *
- *   bench_nfq_naive [--queue N] [--preset NAME]     (root; until SIGINT/SIGTERM)
+ *   bench_nfq_naive [--queue N] [--preset NAME] [--maxlen N] [--rcvbuf BYTES]
+ *                                                   (root; until SIGINT/SIGTERM)
  *
+ * --maxlen and --rcvbuf (defaults 4096 and 16 MB, slowdown run's) as in
+ * slowdown run: drain_bench.sh fills the queue before the loop runs.
  * Prints the packets it handled on exit. Install the queueing rules first
  * (`slowdown run --print-rules --queue-packets 0`). Like `slowdown run
  * --fail-closed`, a full queue drops rather than bypasses the loop.
@@ -69,7 +72,7 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
 int main(int argc, char **argv)
 {
     const char *preset = "tw21-initial";
-    unsigned queue = 0;
+    unsigned queue = 0, maxlen = 4096, rcvbuf = 16u << 20;
     struct naive n = {0};
     char buf[65536 + 1024] __attribute__((aligned(8)));
 
@@ -78,6 +81,10 @@ int main(int argc, char **argv)
             queue = (unsigned)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--preset"))
             preset = argv[i + 1];
+        else if (!strcmp(argv[i], "--maxlen"))
+            maxlen = (unsigned)strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--rcvbuf"))
+            rcvbuf = (unsigned)strtoul(argv[i + 1], NULL, 10);
     }
     struct sd_clipolicy cp = {.preset = preset};
     struct sd_policy *pol = sd_clipolicy_build(&cp, "bench_nfq_naive", NULL);
@@ -92,8 +99,8 @@ int main(int argc, char **argv)
     /* The same kernel queue and socket buffer as slowdown run, and fail-closed
      * like the benchmark runs it: a full queue drops, so TCP slows down to
      * what the loop can take instead of bypassing it. */
-    nfq_set_queue_maxlen(qh, 4096);
-    nfnl_rcvbufsiz(nfq_nfnlh(h), 16u << 20);
+    nfq_set_queue_maxlen(qh, maxlen);
+    nfnl_rcvbufsiz(nfq_nfnlh(h), rcvbuf);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -20,6 +20,9 @@
 # and the server drop what the censor forwards to them (raw PREROUTING), so
 # there are no replies; the censor has permanent neighbours for them.
 #
+# After each pair, the naive loop (bench_nfq_naive, the baseline of "3x a naive
+# loop") drains the same way; NAIVE_RUNS=0 leaves it out.
+#
 # Prints every drain, then per mode the packets over the drain time of all its
 # rounds, and the ratio two workers / one (target >= 1.7), also per
 # censor-CPU-second (schedstat of all the censor's threads).
@@ -85,21 +88,35 @@ cores "the machine, two threads / one, before"
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 slice=0
 : >"$dir/drains"
-run() { # WORKERS
+# The naive loop (bench_nfq_naive: one receive, one verdict and one send per packet) in
+# the same place: slowdown run's rules, installed by hand, and the same queue and buffer.
+NAIVE=$(dirname "$DRAIN")/bench_nfq_naive
+naive_rules() { # --install-rules or --remove-rules
+    "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
+        --queue-packets 0 "$1" >/dev/null 2>&1
+}
+run() { # WORKERS (1, 2 or naive)
     local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
-    bench_start "$SD" "$id" "$log" "$ready" "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-        --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
-        ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
+    if [ "$w" = naive ]; then
+        naive_rules --install-rules || { echo "drain_bench: cannot install the rules for the naive loop" >&2; exit 1; }
+        bench_start "$SD" "$id" "$log" "" "$NAIVE" --queue 0 --preset tw21-initial --maxlen 1048576 --rcvbuf 1073741824
+    else
+        bench_start "$SD" "$id" "$log" "$ready" "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
+            --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
+            ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
+    fi
     pid=$BENCH_PID
     "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice * N * R)) "$cap" | sed "s/^/  workers $w  /"
     local rc=${PIPESTATUS[0]}
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null
+    [ "$w" = naive ] && naive_rules --remove-rules
     slice=$((slice + 1))
     [ "$rc" = 0 ] || { echo "drain_bench: a drain lost packets (bench_drain exit $rc); log: $(tail -3 "$log")" >&2; exit 1; }
 }
 for p in $(seq "$P"); do
     if [ $((p % 2)) = 1 ]; then order="1 2"; else order="2 1"; fi
+    [ -x "$NAIVE" ] && [ "${NAIVE_RUNS:-1}" = 1 ] && order="$order naive"
     [ -n "${MODES:-}" ] && order=$MODES # e.g. MODES=2: two workers only (for profiling)
     for w in $order; do run "$w" > >(tee -a "$dir/drains"); done
 done
@@ -131,4 +148,10 @@ awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
                pps[1] ? pps[2] / pps[1] : 0, med[1] ? med[2] / med[1] : 0, cps[1] ? cps[2] / cps[1] : 0, load
         printf "two workers / one, rates summed per queue (packets over the time to empty: an even split): %.2fx\n",
                sumcap[1] && n[2] ? (sumcap[2] / n[2]) / (sumcap[1] / n[1]) : 0
+        if (n["naive"]) {
+            w = "naive"; pn = t[w] ? q[w] / (t[w] / 1000) : 0; cn = c[w] ? q[w] / (c[w] / 1000) : 0
+            printf "naive loop: %d drains, %d packets in %.0f ms: %.0f packets/s, %.0f per censor-CPU-second\n", n[w], q[w], t[w], pn, cn
+            printf "one worker / naive loop: %.2fx packets/s, %.2fx per censor-CPU-second (target >= 3)\n",
+                   pn ? pps[1] / pn : 0, cn ? cps[1] / cn : 0
+        }
     }' "$dir/drains"
