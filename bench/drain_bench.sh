@@ -16,7 +16,7 @@
 # every verdict (each verdict also forwards its packet, as inline). ROUNDS
 # such drains per censor run, and PAIRS pairs of runs, --workers 1 and
 # --workers 2, in alternating order; every run takes the next slices of the
-# capture, so no run sees a flow's packets another run saw first. The client
+# capture (from its start again once all is used), each in a fresh censor. The client
 # and the server drop what the censor forwards to them (raw PREROUTING), so
 # there are no replies; the censor has permanent neighbours for them.
 #
@@ -87,6 +87,10 @@ cores() { [ -x "$(dirname "$DRAIN")/bench_cores" ] && echo "drain_bench: $1: $("
 cores "the machine, two threads / one, before"
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 slice=0
+# The capture holds 1.99 M packets: runs start over from its beginning when they have used it
+# all (each run is a fresh censor, so none has seen the flows before).
+runs_in_cap=$((1990000 / (N * R)))
+[ "$runs_in_cap" -ge 1 ] || { echo "drain_bench: PACKETS x ROUNDS must be under 1990000" >&2; exit 2; }
 : >"$dir/drains"
 # The naive loop (bench_nfq_naive: one receive, one verdict and one send per packet) in
 # the same place: slowdown run's rules, installed by hand, and the same queue and buffer.
@@ -106,7 +110,7 @@ run() { # WORKERS (1, 2 or naive)
             ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
     fi
     pid=$BENCH_PID
-    "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice * N * R)) "$cap" | sed "s/^/  workers $w  /"
+    "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice % runs_in_cap * N * R)) "$cap" | sed "s/^/  workers $w  /"
     local rc=${PIPESTATUS[0]}
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null
