@@ -2,9 +2,13 @@
  * filesrv.c - the lab's policy server: files of one directory over HTTP,
  * with ETags (see filesrv.h).
  *
- *   accept -> read the request head (2 s, 4 KiB) -> method, path,
- *   If-None-Match -> name allowed? file readable? -> ETag of its bytes ->
+ *   accept -> read the request head (2 s, 4 KiB) -> method, path, name
+ *   allowed?, If-None-Match -> file readable? -> ETag of its bytes ->
  *   304 if the client has it, else 200 with the bytes -> close
+ *
+ * The steps up to the file are sd_filesrv_route(), a function of the head's
+ * bytes alone, so that the fuzzer and the unit tests reach all of the
+ * parsing of what the network sent without a socket or a directory.
  *
  * The ETag is a strong validator derived from the content (SipHash-2-4 under
  * a fixed key, 16 hex digits in quotes), not from the modification time, so
@@ -74,7 +78,7 @@ bool sd_filesrv_etag_match(const char *v, size_t n, const char *etag)
 
 static bool name_ok(const char *p, size_t n)
 {
-    if (n == 0 || n > 200 || p[0] == '.')
+    if (n == 0 || n > SD_FILESRV_NAME_MAX || p[0] == '.')
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
@@ -137,31 +141,44 @@ static void reply(int fd, const char *status, const char *etag, const char *body
         sd_tconn_write_all(&c, (const uint8_t *)body, len, deadline);
 }
 
+enum sd_filesrv_route sd_filesrv_route(const char *req, bool *head_only, char *name, size_t namecap, const char **inm,
+                                       size_t *inm_len)
+{
+    *inm = NULL;
+    *inm_len = 0;
+    *head_only = strncmp(req, "HEAD ", 5) == 0;
+    if (!*head_only && strncmp(req, "GET ", 4) != 0)
+        return SD_FILESRV_BAD_METHOD;
+    const char *path = req + (*head_only ? 5 : 4);
+    size_t pn = strcspn(path, " ?\r\n");
+    /* A name cut to fit |name| would be another file: refused instead. */
+    if (pn < 2 || path[0] != '/' || !name_ok(path + 1, pn - 1) || pn - 1 >= namecap)
+        return SD_FILESRV_NO_NAME;
+    memcpy(name, path + 1, pn - 1);
+    name[pn - 1] = '\0';
+    *inm = header(req, "If-None-Match:", inm_len);
+    return SD_FILESRV_FILE;
+}
+
 static void answer(const struct sd_filesrv *s, int fd)
 {
-    char req[REQ_MAX], name[256], etag[24];
+    char req[REQ_MAX], name[SD_FILESRV_NAME_MAX + 1], etag[24];
+    const char *inm;
+    size_t len = 0, vn;
+    bool head_only;
     if (sd_tconn_read_head(fd, req, sizeof(req), sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS) < 0)
         return;
-    bool head_only = strncmp(req, "HEAD ", 5) == 0;
-    if (!head_only && strncmp(req, "GET ", 4) != 0) {
+    enum sd_filesrv_route r = sd_filesrv_route(req, &head_only, name, sizeof(name), &inm, &vn);
+    if (r == SD_FILESRV_BAD_METHOD) {
         reply(fd, "405 Method Not Allowed", NULL, "GET or HEAD\n", 12, false);
         return;
     }
-    const char *path = req + (head_only ? 5 : 4);
-    size_t pn = strcspn(path, " ?\r\n");
-    if (pn < 2 || path[0] != '/' || !name_ok(path + 1, pn - 1)) {
-        reply(fd, "404 Not Found", NULL, "not found\n", 10, head_only);
-        return;
-    }
-    snprintf(name, sizeof(name), "%.*s", (int)(pn - 1), path + 1);
-    size_t len = 0, vn = 0;
-    char *body = read_file(s, name, &len);
+    char *body = r == SD_FILESRV_FILE ? read_file(s, name, &len) : NULL;
     if (!body) {
         reply(fd, "404 Not Found", NULL, "not found\n", 10, head_only);
         return;
     }
     sd_filesrv_etag(body, len, etag);
-    const char *inm = header(req, "If-None-Match:", &vn);
     if (inm && sd_filesrv_etag_match(inm, vn, etag))
         reply(fd, "304 Not Modified", etag, NULL, 0, true);
     else

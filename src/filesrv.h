@@ -44,4 +44,27 @@ void sd_filesrv_etag(const void *p, size_t n, char out[static 24]);
 /* True when the If-None-Match value [v, v + n) names |etag| (a list, or "*"). */
 bool sd_filesrv_etag_match(const char *v, size_t n, const char *etag);
 
+/* The longest file name the server serves. */
+#define SD_FILESRV_NAME_MAX 200
+
+/* What a request head asks of the server (sd_filesrv_route). */
+enum sd_filesrv_route {
+    SD_FILESRV_BAD_METHOD, /* 405: neither GET nor HEAD */
+    SD_FILESRV_NO_NAME,    /* 404: the path names no file the server may serve */
+    SD_FILESRV_FILE,       /* the file |name|: 200, 304, or 404 when it cannot be read */
+};
+
+/*
+ * Decides the answer to the NUL-terminated request head |req|, as read from
+ * the network, without touching a socket or a file. |head_only| is set for
+ * HEAD. For SD_FILESRV_FILE, |name| gets the file name (NUL-terminated; it
+ * follows the name rules above) and |inm| the value of the first
+ * If-None-Match header (a pointer into |req|, |inm_len| bytes, no line
+ * break), or NULL; otherwise |inm| is NULL. A name that does not fit in
+ * |namecap| bytes with its NUL is refused as SD_FILESRV_NO_NAME, never cut
+ * to another name: SD_FILESRV_NAME_MAX + 1 bytes hold any.
+ */
+enum sd_filesrv_route sd_filesrv_route(const char *req, bool *head_only, char *name, size_t namecap, const char **inm,
+                                       size_t *inm_len);
+
 #endif

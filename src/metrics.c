@@ -14,6 +14,9 @@
  * a request read within 2 s and at most 4 KiB, `Connection: close`. A
  * scrape every few seconds is its whole load; it binds to the address given
  * (loopback by default in the unit file), never to all addresses unasked.
+ * What to answer is sd_metrics_route(), a function of the request head's
+ * bytes alone, so that the fuzzer and the unit tests reach it without a
+ * socket.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -366,29 +369,42 @@ int sd_metrics_split_addr(const char *text, char *host, size_t hostlen, uint16_t
     return 0;
 }
 
+enum sd_metrics_route sd_metrics_route(const char *req, bool *head_only)
+{
+    *head_only = strncmp(req, "HEAD ", 5) == 0;
+    const char *path = *head_only ? req + 5 : strncmp(req, "GET ", 4) == 0 ? req + 4 : NULL;
+    if (!path)
+        return SD_METRICS_BAD_METHOD;
+    if (!strncmp(path, "/metrics ", 9) || !strncmp(path, "/metrics?", 9))
+        return SD_METRICS_EXPOSITION;
+    if (!strncmp(path, "/ ", 2))
+        return SD_METRICS_INDEX;
+    return SD_METRICS_NOT_FOUND;
+}
+
 static void answer(struct sd_metrics_server *s, int fd)
 {
     char req[REQ_MAX], head[256];
+    bool head_only;
     if (sd_tconn_read_head(fd, req, sizeof(req), sd_mono_ns() + (uint64_t)REQ_WAIT_MS * SD_NS_PER_MS) < 0)
         return;
-    bool head_only = strncmp(req, "HEAD ", 5) == 0;
-    const char *path = head_only ? req + 5 : strncmp(req, "GET ", 4) == 0 ? req + 4 : NULL;
+    enum sd_metrics_route r = sd_metrics_route(req, &head_only);
     const char *status = "200 OK", *type = "text/plain; version=0.0.4; charset=utf-8";
     static const char index_page[] = "slowdown run: metrics at /metrics\n";
     static const char not_found[] = "not found\n";
     const char *body;
     size_t len;
-    if (path && (!strncmp(path, "/metrics ", 9) || !strncmp(path, "/metrics?", 9))) {
+    if (r == SD_METRICS_EXPOSITION) {
         sd_prom_reset(&s->body);
         s->collect(s->arg, &s->body);
         body = s->body.p ? s->body.p : "";
         len = s->body.len;
-    } else if (path && !strncmp(path, "/ ", 2)) {
+    } else if (r == SD_METRICS_INDEX) {
         type = "text/plain; charset=utf-8";
         body = index_page;
         len = sizeof(index_page) - 1;
     } else {
-        status = path ? "404 Not Found" : "405 Method Not Allowed";
+        status = r == SD_METRICS_NOT_FOUND ? "404 Not Found" : "405 Method Not Allowed";
         type = "text/plain; charset=utf-8";
         body = not_found;
         len = sizeof(not_found) - 1;

@@ -104,6 +104,20 @@ uint16_t sd_metrics_server_port(const struct sd_metrics_server *s);
 /* Stops the thread, closes the socket, frees. Accepts NULL. */
 void sd_metrics_server_stop(struct sd_metrics_server *s);
 
+/* What a request head asks of the listener (sd_metrics_route). */
+enum sd_metrics_route {
+    SD_METRICS_EXPOSITION, /* 200: /metrics (a query string is ignored) */
+    SD_METRICS_INDEX,      /* 200: "/", a line that points to /metrics */
+    SD_METRICS_NOT_FOUND,  /* 404: any other path */
+    SD_METRICS_BAD_METHOD, /* 405: neither GET nor HEAD */
+};
+
+/*
+ * Decides the answer to the NUL-terminated request head |req|, as read from
+ * the network, without a socket; |head_only| is set for HEAD.
+ */
+enum sd_metrics_route sd_metrics_route(const char *req, bool *head_only);
+
 /* Splits "host:port" / "[v6]:port" into |host| and |port|. 0 or SD_EINVAL. */
 int sd_metrics_split_addr(const char *text, char *host, size_t hostlen, uint16_t *port);
 
