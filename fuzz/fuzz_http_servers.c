@@ -17,7 +17,7 @@
  * and no way out of the directory) and is the whole first path segment, not
  * a cut of it; a name too long for the caller's buffer is refused; the
  * If-None-Match value lies inside the head, holds no line break and is the
- * value of the first such header line; the routes agree with a naive model
+ * value of the first such header line before the empty line that ends the head; the routes agree with a naive model
  * written from the rules; and sd_filesrv_etag_match agrees with a model that
  * splits the list at commas.
  */
@@ -112,11 +112,15 @@ static void check_filesrv(const char *req, size_t len, bool get_or_head, bool is
         strspn(name, name_chars) != nl)
         abort();
 
-    /* The first line after the request line that starts with the header's name, any case. */
+    /* The first line after the request line that starts with the header's name, any case, before
+     * the empty line that ends the head. */
     const char *line = NULL;
-    for (const char *l = strchr(req, '\n'); l && !line; l = strchr(l + 1, '\n'))
+    for (const char *l = strchr(req, '\n'); l && !line; l = strchr(l + 1, '\n')) {
+        if (l[1] == '\n' || (l[1] == '\r' && l[2] == '\n'))
+            break;
         if (strncasecmp(l + 1, "If-None-Match:", 14) == 0)
             line = l + 1;
+    }
     if (!line != !inm)
         abort();
     if (inm) {

@@ -111,12 +111,16 @@ static char *read_file(const struct sd_filesrv *s, const char *name, size_t *len
     return buf;
 }
 
-/* The value of header |name| (with its colon) in the request head, or NULL; |n| gets its length. */
+/* The value of header |name| (with its colon) in the request head, or NULL; |n| gets its length.
+ * The head ends at its first empty line: what a client sent after it (a body, the next request)
+ * holds no header of this request. */
 static const char *header(const char *head, const char *name, size_t *n)
 {
     size_t k = strlen(name);
     for (const char *l = strchr(head, '\n'); l; l = strchr(l, '\n')) {
         l++;
+        if (*l == '\n' || (*l == '\r' && l[1] == '\n'))
+            return NULL;
         if (strncasecmp(l, name, k) != 0)
             continue;
         const char *v = l + k;

@@ -192,6 +192,11 @@ static void test_filesrv_if_none_match(void **state)
     assert_null(x.inm);
     x = served("GET /fleet.pol?If-None-Match:* HTTP/1.1\r\n\r\n", "fleet.pol"); /* the request line is no header */
     assert_null(x.inm);
+    /* What follows the empty line that ends the head (a body, a pipelined request) is not this head's. */
+    x = served("GET /fleet.pol HTTP/1.1\r\nHost: c\r\n\r\nIf-None-Match: *\r\n\r\n", "fleet.pol");
+    assert_null(x.inm);
+    x = served("GET /fleet.pol HTTP/1.1\n\nIf-None-Match: *\n\n", "fleet.pol");
+    assert_null(x.inm);
 }
 
 static void metrics(const char *req, enum sd_metrics_route want, bool want_head)
