@@ -22,8 +22,9 @@
  * Only this poll runs beside the censor while it drains.
  *
  * Prints one line per round: packets per queue, drain time, packets/s, the
- * censor's CPU time during the drain (all its threads' schedstat) and the
- * time each queue took to empty. Exits 1 on a round whose frames were not
+ * censor's CPU time during the drain (all its threads' schedstat), the
+ * machine's busy CPU time meanwhile (/proc/stat, less this program's own) and
+ * the time each queue took to empty. Exits 1 on a round whose frames were not
  * all queued, or were dropped (raise --maxlen and --rcvbuf of the censor).
  *
  * A client is an address inside 10/8, 100.64/10 or fd00::/8 (bench_mixgen's).
@@ -259,6 +260,28 @@ static uint64_t threads(pid_t pid, bool *stopped)
     return ns;
 }
 
+/* Busy time of all CPUs so far (ns): /proc/stat's first line, every field but idle and iowait, in
+ * USER_HZ ticks. What the kernel does for a worker on the other CPU (deferred frees, RCU, softirqs
+ * run by ksoftirqd) is in it, which the censor's threads' time leaves out. */
+static uint64_t machine_busy_ns(void)
+{
+    unsigned long long v[10] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                     &v[5], &v[6], &v[7], &v[8], &v[9]) < 8)
+        die("%s", "cannot read /proc/stat");
+    fclose(f);
+    uint64_t busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]; /* user nice system irq softirq steal */
+    return busy * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static uint64_t self_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {{"lab", 1, NULL, 'l'}, {"pid", 1, NULL, 'p'}, {"skip", 1, NULL, 's'},
@@ -324,7 +347,8 @@ int main(int argc, char **argv)
             last = s;
         }
         uint64_t queued = sum(q1.seq, q1.n) - sum(q0.seq, q0.n), drops = q1.dropped - q0.dropped;
-        uint64_t cpu0 = threads(pid, NULL), t0 = sd_mono_ns(), empty[MAXQ] = {0};
+        uint64_t cpu0 = threads(pid, NULL), m0 = machine_busy_ns(), self0 = self_cpu_ns();
+        uint64_t t0 = sd_mono_ns(), empty[MAXQ] = {0};
         kill(pid, SIGCONT);
         for (int left = q1.n; left > 0;) {
             sd_sleep_ns(POLL_NS);
@@ -342,12 +366,14 @@ int main(int argc, char **argv)
         uint64_t t = 0;
         for (int i = 0; i < q1.n; i++)
             t = empty[i] > t ? empty[i] : t;
-        uint64_t cpu = threads(pid, NULL) - cpu0;
+        uint64_t cpu = threads(pid, NULL) - cpu0, self = self_cpu_ns() - self0;
+        uint64_t mach = machine_busy_ns() - m0;
+        mach = mach > self ? mach - self : 0; /* this poller's own share left out */
         printf("round %zu  sent %zu  queued %llu (", r + 1, sent, (unsigned long long)queued);
         for (int i = 0; i < q1.n; i++)
             printf("%s%llu", i ? " " : "", (unsigned long long)(q1.total[i] - q0.total[i]));
-        printf(")  dropped %llu  drain %.2f ms  %.0f packets/s  censor CPU %.2f ms  emptied (ms):",
-               (unsigned long long)drops, t / 1e6, t ? queued * 1e9 / (double)t : 0, cpu / 1e6);
+        printf(")  dropped %llu  drain %.2f ms  %.0f packets/s  censor CPU %.2f ms  machine %.0f ms  emptied (ms):",
+               (unsigned long long)drops, t / 1e6, t ? queued * 1e9 / (double)t : 0, cpu / 1e6, mach / 1e6);
         for (int i = 0; i < q1.n; i++)
             printf(" %.2f", empty[i] / 1e6);
         printf("\n");

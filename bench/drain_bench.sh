@@ -132,6 +132,7 @@ awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
           if ($i == "queued") { q[w] += $(i + 1); for (j = i + 2; j <= NF; j++) { x = $j; gsub(/[()]/, "", x); per[++nq] = x; if ($j ~ /\)$/) break } }
           if ($i == "drain") t[w] += $(i + 1)
           if ($i == "CPU") c[w] += $(i + 1)
+          if ($i == "machine") mc[w] += $(i + 1)
           if ($i == "packets/s") v[w, ++n[w]] = $(i - 1)
           if ($i == "(ms):") for (j = i + 1; j <= NF; j++) emp[++ne] = $j
       }
@@ -145,9 +146,12 @@ awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
             for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (s[j] < s[i]) { x = s[i]; s[i] = s[j]; s[j] = x }
             med[w] = m % 2 ? s[(m + 1) / 2] : (s[m / 2] + s[m / 2 + 1]) / 2
             pps[w] = t[w] ? q[w] / (t[w] / 1000) : 0; cps[w] = c[w] ? q[w] / (c[w] / 1000) : 0
-            printf "workers %d: %d drains, %d packets in %.0f ms: %.0f packets/s (median drain %.0f), %.0f per censor-CPU-second\n",
-                   w, m, q[w], t[w], pps[w], med[w], cps[w]
+            mps[w] = mc[w] ? q[w] / (mc[w] / 1000) : 0
+            printf "workers %d: %d drains, %d packets in %.0f ms: %.0f packets/s (median drain %.0f), %.0f per censor-CPU-second, %.0f per machine-CPU-second (%.2f CPUs busy)\n",
+                   w, m, q[w], t[w], pps[w], med[w], cps[w], mps[w], t[w] ? mc[w] / t[w] : 0
         }
+        printf "two workers / one, per machine-CPU-second (all the kernel does for the workers, on any CPU): %.2fx\n",
+               mps[1] ? mps[2] / mps[1] : 0
         printf "two workers / one: %.2fx packets/s, %.2fx by median drains, %.2fx per censor-CPU-second (target >= 1.7); load %s\n",
                pps[1] ? pps[2] / pps[1] : 0, med[1] ? med[2] / med[1] : 0, cps[1] ? cps[2] / cps[1] : 0, load
         printf "two workers / one, rates summed per queue (packets over the time to empty: an even split): %.2fx\n",
