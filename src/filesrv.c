@@ -150,10 +150,9 @@ enum sd_filesrv_route sd_filesrv_route(const char *req, bool *head_only, char *n
 {
     *inm = NULL;
     *inm_len = 0;
-    *head_only = strncmp(req, "HEAD ", 5) == 0;
-    if (!*head_only && strncmp(req, "GET ", 4) != 0)
+    const char *path = sd_tconn_get_path(req, head_only);
+    if (!path)
         return SD_FILESRV_BAD_METHOD;
-    const char *path = req + (*head_only ? 5 : 4);
     size_t pn = strcspn(path, " ?\r\n");
     /* A name cut to fit |name| would be another file: refused instead. */
     if (pn < 2 || path[0] != '/' || !name_ok(path + 1, pn - 1) || pn - 1 >= namecap)

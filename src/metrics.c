@@ -371,8 +371,7 @@ int sd_metrics_split_addr(const char *text, char *host, size_t hostlen, uint16_t
 
 enum sd_metrics_route sd_metrics_route(const char *req, bool *head_only)
 {
-    *head_only = strncmp(req, "HEAD ", 5) == 0;
-    const char *path = *head_only ? req + 5 : strncmp(req, "GET ", 4) == 0 ? req + 4 : NULL;
+    const char *path = sd_tconn_get_path(req, head_only);
     if (!path)
         return SD_METRICS_BAD_METHOD;
     if (!strncmp(path, "/metrics ", 9) || !strncmp(path, "/metrics?", 9))

@@ -127,6 +127,12 @@ ssize_t sd_tconn_read_head(int fd, char *buf, size_t cap, uint64_t deadline)
     return -1;
 }
 
+const char *sd_tconn_get_path(const char *req, bool *head_only)
+{
+    *head_only = strncmp(req, "HEAD ", 5) == 0;
+    return *head_only ? req + 5 : strncmp(req, "GET ", 4) == 0 ? req + 4 : NULL;
+}
+
 int sd_tconn_handshake(struct sd_tconn *c, uint64_t deadline)
 {
     for (;;) {

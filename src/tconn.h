@@ -10,6 +10,7 @@
 #ifndef SD_TCONN_H
 #define SD_TCONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -52,6 +53,10 @@ int sd_tconn_wait(int fd, short events, uint64_t deadline);
  * -1: closed, timed out, or longer than |cap| - 1. (The small HTTP servers:
  * metrics, policy files.) */
 ssize_t sd_tconn_read_head(int fd, char *buf, size_t cap, uint64_t deadline);
+
+/* The path of a GET or HEAD request head |req| (what follows the method and
+ * its space), with |head_only| set for HEAD; NULL for any other method. */
+const char *sd_tconn_get_path(const char *req, bool *head_only);
 
 /* Fills |ss| (and |len|) from a numeric IPv4 or IPv6 address and a port.
  * 0, or SD_EINVAL when |text| is neither. */
