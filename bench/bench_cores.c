@@ -1,6 +1,8 @@
 /*
- * bench_cores.c - what a second thread can give on this machine: the ceiling
- * for every "two workers / one" figure.
+ * bench_cores.c - what a second thread can give on this machine at the
+ * moment: about 2x when the machine is quiet, less when other work takes the
+ * CPUs or the caches, so it tells whether a "two workers / one" figure was
+ * taken on a quiet machine.
  *
  *   bench_cores [-r ROUNDS] [CPU_A CPU_B]
  *

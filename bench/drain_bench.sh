@@ -25,7 +25,8 @@
 #
 # Prints every drain, then per mode the packets over the drain time of all its
 # rounds, and the ratio two workers / one (target >= 1.7), also per
-# censor-CPU-second (schedstat of all the censor's threads).
+# censor-CPU-second (schedstat of all the censor's threads), and a last line
+# `key scale2=... naive=...` of the ratios for bench/run.sh.
 #
 # MODES="1" or "2" runs one mode only (to profile it); HOOK=prerouting passes --hook
 # prerouting; BALANCE=flow passes --balance flow
@@ -95,19 +96,20 @@ runs_in_cap=$((1990000 / (N * R)))
 # The naive loop (bench_nfq_naive: one receive, one verdict and one send per packet) in
 # the same place: slowdown run's rules, installed by hand, and the same queue and buffer.
 NAIVE=$(dirname "$DRAIN")/bench_nfq_naive
+# Both censors: every packet queued, room in the queue and its socket for a whole drain.
+rules=(--preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 --queue-packets 0)
+room=(--maxlen 1048576 --rcvbuf 1073741824)
 naive_rules() { # --install-rules or --remove-rules
-    "$SD" lab exec "$id" censor -- "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-        --queue-packets 0 "$1" >/dev/null 2>&1
+    "$SD" lab exec "$id" censor -- "$SD" run "${rules[@]}" "$1" >/dev/null 2>&1
 }
 run() { # WORKERS (1, 2 or naive)
     local w=$1 log=$dir/drain-$slice-w$1.log ready=$dir/drain.ready pid
     if [ "$w" = naive ]; then
         naive_rules --install-rules || { echo "drain_bench: cannot install the rules for the naive loop" >&2; exit 1; }
-        bench_start "$SD" "$id" "$log" "" "$NAIVE" --queue 0 --preset tw21-initial --maxlen 1048576 --rcvbuf 1073741824
+        bench_start "$SD" "$id" "$log" "" "$NAIVE" --queue 0 --preset tw21-initial "${room[@]}"
     else
-        bench_start "$SD" "$id" "$log" "$ready" "$SD" run --preset tw21-initial --inside 192.0.2.0/24,2001:db8:1::/64 \
-            --queue-packets 0 --fail-closed --maxlen 1048576 --rcvbuf 1g --workers "$w" --ready-file "$ready" \
-            ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
+        bench_start "$SD" "$id" "$log" "$ready" "$SD" run "${rules[@]}" --fail-closed "${room[@]}" --workers "$w" \
+            --ready-file "$ready" ${BALANCE:+--balance "$BALANCE"} ${HOOK:+--hook "$HOOK"}
     fi
     pid=$BENCH_PID
     "$DRAIN" --lab "$id" --pid "$pid" -n "$N" -r "$R" --skip $((slice % runs_in_cap * N * R)) "$cap" | sed "s/^/  workers $w  /"
@@ -154,12 +156,16 @@ awk -v load="$(cut -d' ' -f1-3 /proc/loadavg)" '
                mps[1] ? mps[2] / mps[1] : 0
         printf "two workers / one: %.2fx packets/s, %.2fx by median drains, %.2fx per censor-CPU-second (target >= 1.7); load %s\n",
                pps[1] ? pps[2] / pps[1] : 0, med[1] ? med[2] / med[1] : 0, cps[1] ? cps[2] / cps[1] : 0, load
-        printf "two workers / one, rates summed per queue (packets over the time to empty: an even split): %.2fx\n",
-               sumcap[1] && n[2] ? (sumcap[2] / n[2]) / (sumcap[1] / n[1]) : 0
+        summed = sumcap[1] && n[2] ? (sumcap[2] / n[2]) / (sumcap[1] / n[1]) : 0
+        printf "two workers / one, rates summed per queue (packets over the time to empty: an even split): %.2fx\n", summed
+        key = sprintf("key scale2=%.2f scale2_median=%.2f scale2_summed=%.2f scale2_machine=%.2f", pps[1] ? pps[2] / pps[1] : 0,
+                      med[1] ? med[2] / med[1] : 0, summed, mps[1] ? mps[2] / mps[1] : 0)
         if (n["naive"]) {
             w = "naive"; pn = t[w] ? q[w] / (t[w] / 1000) : 0; cn = c[w] ? q[w] / (c[w] / 1000) : 0
             printf "naive loop: %d drains, %d packets in %.0f ms: %.0f packets/s, %.0f per censor-CPU-second\n", n[w], q[w], t[w], pn, cn
             printf "one worker / naive loop: %.2fx packets/s, %.2fx per censor-CPU-second (target >= 3)\n",
                    pn ? pps[1] / pn : 0, cn ? cps[1] / cn : 0
+            key = key sprintf(" naive=%.2f naive_cpu=%.2f", pn ? pps[1] / pn : 0, cn ? cps[1] / cn : 0)
         }
+        print key
     }' "$dir/drains"

@@ -121,7 +121,8 @@ for d in up down; do
                d, b / 1000, n / 1000, b / n, (b / n >= 0.9 ? "(>= 0.90: ok)" : "(< 0.90)")
         printf "         with censor (--bypass ipset) %8.0f Mbit/s   ratio %.3f\n", i / 1000, i / n
         printf "         with censor (conntrack, default) %8.0f Mbit/s   ratio %.3f\n", c / 1000, c / n
-        printf "         no censor, connections tracked %8.0f Mbit/s   conntrack censor / that %.3f\n", t / 1000, c / t }'
+        printf "         no censor, connections tracked %8.0f Mbit/s   conntrack censor / that %.3f\n", t / 1000, c / t
+        printf "key bpf_whole_%s=%.3f\n", d, b / n }'
 done
 
 
@@ -180,7 +181,10 @@ echo
 echo "1b. bulk TCP goodput with the censor's rules in / out, every 0.75 s within one transfer (censor = tw21-initial)"
 for bypass in bpf ipset; do
     for d in up down; do
-        printf '   %-4s --bypass %-9s  with rules / without: %s\n' "$d" "$bypass" "$(toggle_round "$d" "$bypass" | quart)"
+        q=$(toggle_round "$d" "$bypass" | quart)
+        printf '   %-4s --bypass %-9s  with rules / without: %s\n' "$d" "$bypass" "$q"
+        q=${q#median }
+        echo "key ${bypass}_toggle_$d=${q%% *}"
     done
 done
 
@@ -241,7 +245,8 @@ timed_fetch
 pps_line naive "naive loop (engine)" "$(sed -n 's/^packets \([0-9]*\).*/\1/p' "$dir/naive.log")"
 awk -v rp="${PPS[run]}" -v np="${PPS[naive]}" -v rc="${CPS[run]}" -v nc="${CPS[naive]}" 'BEGIN {
     printf "   slowdown run / naive loop: %.2fx packets per wall second, %.2fx per censor-CPU-second (target >= 3)\n",
-           (np > 0 ? rp / np : 0), (nc > 0 ? rc / nc : 0) }'
+           (np > 0 ? rp / np : 0), (nc > 0 ? rc / nc : 0)
+    printf "key naive_wall=%.2f naive_cpu=%.2f\n", (np > 0 ? rp / np : 0), (nc > 0 ? rc / nc : 0) }'
 
 # ---- 3. one worker vs two, every packet queued ----
 if [ "${SKIP_WORKERS:-0}" = 1 ]; then

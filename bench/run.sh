@@ -171,22 +171,12 @@ if [ "${SD_BENCH_INLINE:-1}" = 1 ] && [ "$(id -u)" = 0 ] && [ -x "$BUILD/bench_n
     SKIP_WORKERS=1 TOGGLE_ROUNDS=2 "$HERE/lab_bench.sh" "$BUILD" 5 3 >"$LB" 2>&1
     echo "bench: inline, drain_bench.sh (one worker, two, the naive loop) ..." >&2
     "$HERE/drain_bench.sh" "$BUILD" 50000 4 2 >"$DB" 2>&1
-    # lab_bench: "   up   --bypass bpf        with rules / without: median 0.940 (quartiles ...)",
-    # "   up    with censor (--bypass bpf)   ...   ratio 0.966  (...)",
-    # "   slowdown run / naive loop: 2.79x packets per wall second, 5.76x per censor-CPU-second (...)"
-    tog() { sed -n "s/^ *$1 *--bypass bpf *with rules \/ without: median \([0-9.]*\).*/\1/p" "$LB" | head -n1; }
-    whole() { sed -n "s/^ *$1 *with censor (--bypass bpf).* ratio \([0-9.]*\).*/\1/p" "$LB" | head -n1; }
-    TU=$(tog up) TD=$(tog down) WU=$(whole up) WD=$(whole down)
-    NW=$(sed -n 's/.*slowdown run \/ naive loop: \([0-9.]*\)x packets per wall second.*/\1/p' "$LB")
-    NC=$(sed -n 's/.*packets per wall second, \([0-9.]*\)x per censor-CPU-second.*/\1/p' "$LB")
-    # drain_bench: "two workers / one: 1.49x packets/s, 1.47x by median drains, 0.91x per censor-CPU-second ...",
-    # "two workers / one, rates summed per queue (...): 1.65x",
-    # "one worker / naive loop: 3.78x packets/s, 4.37x per censor-CPU-second (target >= 3)"
-    DW=$(sed -n 's/^two workers \/ one: \([0-9.]*\)x packets\/s.*/\1/p' "$DB")
-    DM=$(sed -n 's/^two workers \/ one: .* \([0-9.]*\)x by median drains.*/\1/p' "$DB")
-    DS=$(sed -n 's/^two workers \/ one, rates summed per queue.*: \([0-9.]*\)x$/\1/p' "$DB")
-    DN=$(sed -n 's/^one worker \/ naive loop: \([0-9.]*\)x packets\/s.*/\1/p' "$DB")
-    DC=$(sed -n 's/^one worker \/ naive loop: .*, \([0-9.]*\)x per censor-CPU-second.*/\1/p' "$DB")
+    # Their `key` lines (one per section of lab_bench.sh, the last line of drain_bench.sh).
+    LK=$(sed -n 's/^key //p' "$LB" | tr '\n' ' ') DK=$(sed -n 's/^key //p' "$DB" | tr '\n' ' ')
+    TU=$(kv "$LK" bpf_toggle_up) TD=$(kv "$LK" bpf_toggle_down) WU=$(kv "$LK" bpf_whole_up) WD=$(kv "$LK" bpf_whole_down)
+    NW=$(kv "$LK" naive_wall) NC=$(kv "$LK" naive_cpu)
+    DW=$(kv "$DK" scale2) DM=$(kv "$DK" scale2_median) DS=$(kv "$DK" scale2_summed)
+    DN=$(kv "$DK" naive) DC=$(kv "$DK" naive_cpu)
     if [ -n "$TU" ] && [ -n "$TD" ]; then
         row "Inline, unthrottled bulk TCP, --bypass bpf, rules in / out within one transfer (median ratio): up, down" \
             "$TU, $TD" "no rules" "-" ">= 0.90" "$(pass "$TU >= 0.9 && $TD >= 0.9")"
@@ -216,7 +206,7 @@ fi
 if [ -x "$BUILD/bench_cores" ]; then
     echo "bench: cores ..." >&2
     K=$("$BUILD/bench_cores" -r 3 | grep '^key ')
-    row "The machine: two threads / one of a dependent chain, an ALU-bound loop, a DRAM chase (the ceiling of the rows above)" \
+    row "The machine: two threads / one of a dependent chain, an ALU-bound loop, a DRAM chase (about 2x each when quiet)" \
         "$(kv "$K" chain)x, $(kv "$K" ilp)x, $(kv "$K" dram)x" "-" "-" "-" "info"
 fi
 
