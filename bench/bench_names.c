@@ -17,6 +17,9 @@
  * thread's CPU clock (so a batch preempted on a shared machine is not charged
  * for time it did not run), p50_wall on CLOCK_MONOTONIC, and p50_miss (CPU)
  * over only the names that match nothing, the common case for a censor.
+ * p50_batch (CPU) is the same names through sd_names_lookup_batch(), a
+ * batch of 1000 a call, as `slowdown match` looks names up (its answers are
+ * checked against the single lookups first).
  * "build" is adding plus compiling, on the thread's CPU clock like the
  * lookups (build_wall_ms in the key=value line is the wall clock); memory is the heap the set holds
  * afterwards (mallinfo2). The final line repeats the figures as key=value
@@ -52,7 +55,7 @@ static size_t heap_used(void)
 struct result {
     const char *key;
     size_t patterns;
-    double build_ms, build_wall_ms, per_million_ms, mem_mb, p50, p99, p50_wall, p50_miss, mlps, hit_pct;
+    double build_ms, build_wall_ms, per_million_ms, mem_mb, p50, p99, p50_wall, p50_miss, p50_batch, mlps, hit_pct;
 };
 
 typedef uint64_t (*batch_fn)(const void *ctx, size_t lo, size_t hi);
@@ -103,6 +106,49 @@ static uint64_t names_batch(const void *ctx, size_t lo, size_t hi)
     return m;
 }
 
+struct many_ctx {
+    const struct sd_names *s;
+    const uint8_t *const *p;
+    const size_t *len;
+    uint64_t *out;
+};
+
+static uint64_t names_many(const void *ctx, size_t lo, size_t hi)
+{
+    const struct many_ctx *c = ctx;
+    uint64_t m = 0;
+    sd_names_lookup_batch(c->s, c->p + lo, c->len + lo, hi - lo, c->out + lo);
+    for (size_t i = lo; i < hi; i++)
+        m ^= c->out[i];
+    return m;
+}
+
+/* p50_batch: the names of |h| through sd_names_lookup_batch(), after
+ * checking that it answers as sd_names_lookup() does. */
+static void time_names_batch(const struct sd_names *s, const struct strs *h, struct result *r)
+{
+    const uint8_t **p = malloc(h->n * sizeof(*p));
+    uint64_t *out = malloc(h->n * sizeof(*out));
+    if (!p || !out) {
+        fprintf(stderr, "bench_names: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < h->n; i++)
+        p[i] = (const uint8_t *)h->buf + h->off[i];
+    sd_names_lookup_batch(s, p, h->len, h->n, out);
+    for (size_t i = 0; i < h->n; i++)
+        if (out[i] != sd_names_lookup(s, p[i], h->len[i])) {
+            fprintf(stderr, "bench_names: the batch answers %.*s differently\n", (int)h->len[i], (const char *)p[i]);
+            exit(1);
+        }
+    struct many_ctx c = {s, p, h->len, out};
+    struct result rb = *r;
+    time_batches(names_many, &c, h->n, &rb);
+    r->p50_batch = rb.p50;
+    free(p);
+    free(out);
+}
+
 /* Times all of |h|, then (p50_miss) only the names that match nothing: the
  * common case for a censor, where most traffic is not on any list. */
 static void time_names(const struct sd_names *s, const struct strs *h, struct result *r)
@@ -120,6 +166,7 @@ static void time_names(const struct sd_names *s, const struct strs *h, struct re
         time_batches(names_batch, &c, miss.n, &rm);
         r->p50_miss = rm.p50;
     }
+    time_names_batch(s, h, r);
     strs_free(&miss);
 }
 
@@ -245,7 +292,7 @@ static int run_ipsum(const char *arg, struct result *r)
     if (sd_ipset_compile(s) != 0)
         exit(1);
     *r = (struct result){.key = "ipsum", .patterns = lines.n, .build_ms = (double)(cpu_ns() - c0) / 1e6,
-                         .build_wall_ms = (double)(now_ns() - t0) / 1e6, .p50_miss = -1};
+                         .build_wall_ms = (double)(now_ns() - t0) / 1e6, .p50_miss = -1, .p50_batch = -1};
     r->per_million_ms = r->build_ms * 1e6 / (double)lines.n;
     r->mem_mb = (double)(heap_used() - m0) / (1 << 20);
 
@@ -276,22 +323,24 @@ static int run_ipsum(const char *arg, struct result *r)
 
 static void print(const struct result *r, size_t n)
 {
-    printf("%-12s %9s %8s %7s %7s %8s %8s %8s %8s %9s %5s\n", "set", "patterns", "build_ms", "ms/1M", "mem_MB",
-           "p50_ns", "p99_ns", "p50_wall", "p50_miss", "Mlookup/s", "hit%");
+    printf("%-12s %9s %8s %7s %7s %8s %8s %8s %8s %9s %9s %5s\n", "set", "patterns", "build_ms", "ms/1M", "mem_MB",
+           "p50_ns", "p99_ns", "p50_wall", "p50_miss", "p50_batch", "Mlookup/s", "hit%");
     for (size_t i = 0; i < n; i++) {
-        char miss[16] = "-";
+        char miss[16] = "-", many[16] = "-";
         if (r[i].p50_miss >= 0)
             snprintf(miss, sizeof(miss), "%.1f", r[i].p50_miss);
-        printf("%-12s %9zu %8.1f %7.1f %7.1f %8.1f %8.1f %8.1f %8s %9.2f %5.1f\n", r[i].key, r[i].patterns,
-               r[i].build_ms, r[i].per_million_ms, r[i].mem_mb, r[i].p50, r[i].p99, r[i].p50_wall, miss, r[i].mlps,
-               r[i].hit_pct);
+        if (r[i].p50_batch >= 0)
+            snprintf(many, sizeof(many), "%.1f", r[i].p50_batch);
+        printf("%-12s %9zu %8.1f %7.1f %7.1f %8.1f %8.1f %8.1f %8s %9s %9.2f %5.1f\n", r[i].key, r[i].patterns,
+               r[i].build_ms, r[i].per_million_ms, r[i].mem_mb, r[i].p50, r[i].p99, r[i].p50_wall, miss, many,
+               r[i].mlps, r[i].hit_pct);
     }
     for (size_t i = 0; i < n; i++)
         printf("%s%s_patterns=%zu %s_ms_per_1m=%.1f %s_mem_mb=%.1f %s_p50_ns=%.1f %s_p99_ns=%.1f %s_p50_wall_ns=%.1f "
-               "%s_p50_miss_ns=%.1f %s_build_wall_ms=%.1f",
+               "%s_p50_miss_ns=%.1f %s_p50_batch_ns=%.1f %s_build_wall_ms=%.1f",
                i ? " " : "", r[i].key, r[i].patterns, r[i].key, r[i].per_million_ms, r[i].key, r[i].mem_mb, r[i].key,
                r[i].p50, r[i].key, r[i].p99, r[i].key, r[i].p50_wall, r[i].key, r[i].p50_miss, r[i].key,
-               r[i].build_wall_ms);
+               r[i].p50_batch, r[i].key, r[i].build_wall_ms);
     printf("\n");
 }
 

@@ -140,6 +140,8 @@ if [ -n "$N" ]; then
     done
     V=$(kv "$N" synth-mix_p50_ns)
     [ -n "$V" ] && row "Names: lookup on the mixed 1M list, median (ns)" "$V" "-" "-" "< 200" "$(pass "$V < 200")"
+    V=$(kv "$N" synth-mix_p50_batch_ns)
+    [ -n "$V" ] && row "Names: the same names in batches (sd_names_lookup_batch, as slowdown match), median (ns)" "$V" "-" "-" "-" "info"
     V=$(kv "$N" synth-mix_p50_miss_ns)
     [ -n "$V" ] && row "Names: the same, names that match nothing, median (ns)" "$V" "-" "-" "-" "info"
     V=$(kv "$N" refilter_p50_ns)

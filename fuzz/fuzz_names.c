@@ -5,7 +5,8 @@
  * Every piece but the last is a pattern whose first byte is its tag (mod 64);
  * the last piece is the name. Each pattern's acceptance must agree with the
  * grammar in names.h; then the name, each pattern body and each body with a
- * byte before and after are looked up and compared with a naive matcher.
+ * byte before and after are looked up and compared with a naive matcher,
+ * one at a time and all in one batch.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -111,15 +112,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sd_names_compile(s) != 0 || sd_names_count(s) != nm)
         abort();
     check(s, m, nm, opts, p, (size_t)(end - p));
+    /* The same names in one batch (sd_names_lookup_batch()): the name, then
+     * each body, the body between dots and after one. */
+    static uint8_t bufs[MAXP][260];
+    const uint8_t *bp[1 + 3 * MAXP];
+    size_t bn[1 + 3 * MAXP], k = 0;
+    uint64_t out[1 + 3 * MAXP];
+    bp[k] = p;
+    bn[k++] = (size_t)(end - p);
     for (size_t i = 0; i < nm; i++) {
-        uint8_t buf[260];
+        uint8_t *buf = bufs[i];
         check(s, m, nm, opts, m[i].b, m[i].n);
         buf[0] = '.';
         memcpy(buf + 1, m[i].b, m[i].n);
         buf[m[i].n + 1] = '.';
         check(s, m, nm, opts, buf, m[i].n + 2);
         check(s, m, nm, opts, buf, m[i].n + 1);
+        bp[k] = m[i].b, bn[k++] = m[i].n;
+        bp[k] = buf, bn[k++] = m[i].n + 2;
+        bp[k] = buf, bn[k++] = m[i].n + 1;
     }
+    sd_names_lookup_batch(s, bp, bn, k, out);
+    for (size_t i = 0; i < k; i++)
+        if (out[i] != model_lookup(m, nm, opts, bp[i], bn[i]))
+            abort();
     sd_names_free(s);
     return 0;
 }

@@ -17,6 +17,7 @@ int sd_evade_main(int argc, char **argv);
 int sd_matrix_main(int argc, char **argv);
 int sd_presets_main(int argc, char **argv);
 int sd_check_main(int argc, char **argv);
+int sd_match_main(int argc, char **argv);
 int sd_explain_main(int argc, char **argv);
 
 /* Exit codes shared by all commands. */

@@ -23,6 +23,7 @@ static const struct {
     {"matrix", sd_matrix_main, "Run strategies x presets in the lab and print the outcome table"},
     {"presets", sd_presets_main, "List the built-in presets"},
     {"check", sd_check_main, "Validate a policy file"},
+    {"match", sd_match_main, "Which names of a list a policy matches, and the rules that act on them"},
     {"explain", sd_explain_main, "Tell, for each flow of a capture, why the censor acted as it did"},
 };
 

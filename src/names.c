@@ -594,23 +594,38 @@ int sd_names_compile(struct sd_names *s)
     return 0;
 }
 
-uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
+/*
+ * A lookup in two halves. lookup_begin() runs everything up to the
+ * comparisons and leaves the candidates, their slots prefetched, in |q|;
+ * lookup_end() compares them. One lookup runs the two back to back; a batch
+ * (sd_names_lookup_batch()) runs the next name's begin between them, so the
+ * slots' lines arrive while it computes instead of while the lookup waits.
+ */
+struct pending {
+    const uint8_t *name;
+    size_t n;
+    struct probes pr;
+    struct subprobes sp;
+};
+
+static void lookup_begin(const struct sd_names *s, const uint8_t *name, size_t n, struct pending *q)
 {
-    if (!s->compiled)
-        return 0;
+    q->pr.n = 0;
+    q->pr.m = 0;
+    q->sp.n = 0;
+    q->sp.m = 0;
     if ((s->opts & SD_NAMES_STRIP_DOT) && n > 0 && name[n - 1] == '.')
         n--;
-    if (n == 0)
-        return 0;
+    q->name = name;
+    q->n = n;
+    if (!s->compiled || n == 0)
+        return;
     /* The name folded once, for both passes: fb[SUB_PAD..) holds its first
      * SUB_WIN bytes (sd__names_sub_scan()'s first window) and, when it is
      * no longer, its last bytes up to the longest key (table_collect()). */
     uint8_t fb[SUB_PAD + SUB_WIN + SUB_CTX];
     memset(fb, 0, SUB_PAD);
     fold_copy(s, fb + SUB_PAD, name, SD_MIN(n, (size_t)SUB_WIN));
-    struct probes pr;
-    pr.n = 0;
-    pr.m = 0;
     struct suffixes a;
     if (s->slots) {
         const uint8_t *fend = fb + SUB_PAD + n;
@@ -628,14 +643,35 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
     if (s->sub.slots)
         sd__names_sub_positions(s, fb + SUB_PAD, 0, SD_MIN(n, (size_t)SUB_WIN), &w);
     if (s->slots)
-        table_collect(s, name, n, &a, &pr);
-    struct subprobes sp;
-    sp.n = 0;
-    sp.m = 0;
+        table_collect(s, name, n, &a, &q->pr);
     if (s->sub.slots)
-        sd__names_sub_scan(s, name, n, fb, &w, &sp);
-    uint64_t m = pr.m | table_resolve(s, name, n, pr.c, pr.n);
-    if (sp.n)
-        sub_resolve(s, name, &sp);
-    return m | sp.m;
+        sd__names_sub_scan(s, name, n, fb, &w, &q->sp);
+}
+
+static uint64_t lookup_end(const struct sd_names *s, struct pending *q)
+{
+    uint64_t m = q->pr.m | table_resolve(s, q->name, q->n, q->pr.c, q->pr.n);
+    if (q->sp.n)
+        sub_resolve(s, q->name, &q->sp);
+    return m | q->sp.m;
+}
+
+uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n)
+{
+    struct pending q;
+    lookup_begin(s, name, n, &q);
+    return lookup_end(s, &q);
+}
+
+void sd_names_lookup_batch(const struct sd_names *s, const uint8_t *const *names, const size_t *lens, size_t k,
+                           uint64_t *out)
+{
+    struct pending q[2];
+    for (size_t i = 0; i < k; i++) {
+        lookup_begin(s, names[i], lens[i], &q[i & 1]);
+        if (i > 0)
+            out[i - 1] = lookup_end(s, &q[(i - 1) & 1]);
+    }
+    if (k > 0)
+        out[k - 1] = lookup_end(s, &q[(k - 1) & 1]);
 }

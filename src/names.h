@@ -56,6 +56,12 @@ size_t sd_names_count(const struct sd_names *s);
  * NUL-terminated; any bytes allowed). 0 when none. */
 uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n);
 
+/* sd_names_lookup() of each of |k| names (names[i], lens[i] bytes) into
+ * out[i]. The same answers; for callers that have several names at once
+ * (slowdown match), each lookup's cache misses overlap the next one's work. */
+void sd_names_lookup_batch(const struct sd_names *s, const uint8_t *const *names, const size_t *lens, size_t k,
+                           uint64_t *out);
+
 /* ---- CIDR sets ---- */
 
 struct sd_ipset;

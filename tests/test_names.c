@@ -356,6 +356,32 @@ static void test_guard_page(void **state)
     munmap(map, 2 * page);
 }
 
+/* A batch answers as single lookups do, before compiling too (0 for all). */
+static void test_batch(void **state)
+{
+    (void)state;
+    struct sd_names *s = sd_names_new(SD_NAMES_STRIP_DOT);
+    assert_int_equal(sd_names_add(s, "*t.co*", 6, 0), 0);
+    assert_int_equal(sd_names_add(s, "*.twimg.com", 11, 1), 0);
+    assert_int_equal(sd_names_add(s, "twitter.com", 11, 2), 0);
+    const uint8_t *names[] = {(const uint8_t *)"reddit.com", (const uint8_t *)"abs.twimg.com.",
+                              (const uint8_t *)"twitter.com", (const uint8_t *)"example.org", (const uint8_t *)""};
+    size_t lens[] = {10, 14, 11, 11, 0};
+    uint64_t out[5];
+    memset(out, 0xff, sizeof(out));
+    sd_names_lookup_batch(s, names, lens, 5, out);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(out[i], 0);
+    assert_int_equal(sd_names_compile(s), 0);
+    sd_names_lookup_batch(s, names, lens, 5, out);
+    uint64_t want[] = {BIT(0), BIT(1), BIT(2), 0, 0};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(out[i], want[i]);
+        assert_int_equal(sd_names_lookup(s, names[i], lens[i]), want[i]);
+    }
+    sd_names_free(s);
+}
+
 /* ---- cross-check against a naive matcher ---- */
 
 struct npat {
@@ -448,9 +474,15 @@ static void cross_check_round(uint64_t *x, unsigned opts, size_t np, size_t nnam
         assert_int_equal(sd_names_add(s, text, tl, p[i].tag), 0);
     }
     assert_int_equal(sd_names_compile(s), 0);
-    uint8_t name[300];
+    enum { NAME_CAP = 300 };
+    uint8_t(*all)[NAME_CAP] = malloc(nnames * sizeof(*all)); /* every name, for the batch below */
+    const uint8_t **ptr = malloc(nnames * sizeof(*ptr));
+    size_t *lens = malloc(nnames * sizeof(*lens));
+    uint64_t *wants = malloc(nnames * sizeof(*wants)), *outs = malloc(nnames * sizeof(*outs));
+    assert_true(all && ptr && lens && wants && outs);
     for (size_t k = 0; k < nnames; k++) {
-        size_t n = rnd(x) % 8 == 0 ? rnd(x) % sizeof(name) : rnd(x) % 14;
+        uint8_t *name = all[k];
+        size_t n = rnd(x) % 8 == 0 ? rnd(x) % NAME_CAP : rnd(x) % 14;
         for (size_t j = 0; j < n; j++)
             name[j] = rnd_byte(x);
         const struct npat *in = &p[rnd(x) % np]; /* a quarter hold a pattern's body, to hit long ones */
@@ -462,7 +494,29 @@ static void cross_check_round(uint64_t *x, unsigned opts, size_t np, size_t nnam
         if (want != got)
             fail_msg("opts %u, name of %zu bytes: want %#llx got %#llx", opts, n, (unsigned long long)want,
                      (unsigned long long)got);
+        ptr[k] = name;
+        lens[k] = n;
+        wants[k] = want;
     }
+    /* The same names in batches of 0 to 17: the same answers, each in its place. */
+    for (size_t k = 0; k < nnames;) {
+        size_t b = rnd(x) % 18;
+        b = SD_MIN(b, nnames - k);
+        outs[k] = 0xdeadULL;
+        sd_names_lookup_batch(s, ptr + k, lens + k, b, outs + k);
+        for (size_t i = 0; i < b; i++)
+            if (outs[k + i] != wants[k + i])
+                fail_msg("opts %u, name %zu of a batch of %zu: want %#llx got %#llx", opts, i, b,
+                         (unsigned long long)wants[k + i], (unsigned long long)outs[k + i]);
+        if (b == 0)
+            assert_int_equal(outs[k], 0xdeadULL); /* an empty batch writes nothing */
+        k += b;
+    }
+    free(all);
+    free(ptr);
+    free(lens);
+    free(wants);
+    free(outs);
     sd_names_free(s);
     free(p);
 }
@@ -567,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_substring_windows),
         cmocka_unit_test(test_many_suffixes),
         cmocka_unit_test(test_guard_page),
+        cmocka_unit_test(test_batch),
         cmocka_unit_test(test_cross_check),
         cmocka_unit_test(test_cross_check_wide),
         cmocka_unit_test(test_refilter_list),

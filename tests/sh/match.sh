@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# slowdown match: the 2021 collateral of "*t.co*" and the rules of the other
+# presets, on exact expected output; --as, --all, --json, CSV and comment
+# lines, and batches (1000 names through sd_names_lookup_batch() give the
+# answers of the same names a line at a time).
+set -u
+: "${SD_BIN:?}" "${SD_BUILD_DIR:?}"
+work="$SD_BUILD_DIR/match.d"
+rm -rf "$work"
+mkdir -p "$work" || exit 1
+trap 'rm -rf "$work"' EXIT
+export ASAN_OPTIONS="exitcode=86:detect_leaks=1" UBSAN_OPTIONS="exitcode=86:halt_on_error=1"
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+# same NAME FILE EXPECTED-TEXT
+same() {
+    if diff -u <(printf '%s' "$3") "$2" >"$work/diff"; then ok; else bad "$1"; cat "$work/diff"; fi
+}
+
+printf '%s\n' twitter.com reddit.com microsoft.com example.org t.co throttletwitter.com abs.twimg.com twimg.com \
+    '# a comment' '' '17,rt.com' '  githubusercontent.com  ' $'TWITTER.COM\r' >"$work/list"
+
+# Day 1 (tw21-initial): the substring rule takes reddit.com, microsoft.com, rt.com and githubusercontent.com;
+# *.twimg.com needs the dot; names are compared byte for byte (TWITTER.COM passes).
+"$SD_BIN" match --preset tw21-initial "$work/list" >"$work/out" 2>"$work/err"
+[ $? = 0 ] && ok || bad "tw21-initial: status"
+T=$'\t'
+same "tw21-initial" "$work/out" "twitter.com${T}tw21${T}tw21:throttle
+reddit.com${T}tw21${T}tw21:throttle
+microsoft.com${T}tw21${T}tw21:throttle
+t.co${T}tw21${T}tw21:throttle
+throttletwitter.com${T}tw21${T}tw21:throttle
+abs.twimg.com${T}tw21${T}tw21:throttle
+rt.com${T}tw21${T}tw21:throttle
+githubusercontent.com${T}tw21${T}tw21:throttle
+"
+grep -q "11 names, 8 matched (tw21-initial); by set: tw21 8" "$work/err" && ok || bad "summary: $(cat "$work/err")"
+
+# The day after (--at picks tw21-tco-fixed): t.co exact; reddit.com and microsoft.com no longer match.
+"$SD_BIN" match --at 2021-03-12T00:00Z --all "$work/list" >"$work/out" 2>/dev/null
+same "--at 2021-03-12 --all" "$work/out" "twitter.com${T}tw21${T}tw21:throttle
+reddit.com${T}-${T}-
+microsoft.com${T}-${T}-
+example.org${T}-${T}-
+t.co${T}tw21${T}tw21:throttle
+throttletwitter.com${T}tw21${T}tw21:throttle
+abs.twimg.com${T}tw21${T}tw21:throttle
+twimg.com${T}-${T}-
+rt.com${T}-${T}-
+githubusercontent.com${T}-${T}-
+TWITTER.COM${T}-${T}-
+"
+
+# Rules by field, negated conditions and other conditions counted.
+cat >"$work/p.pol" <<'EOF'
+names tw twitter.com *.twitter.com
+names ads *.ads.example
+ips cdn 198.51.100.0/24
+rule by-dns  when dns in tw then drop
+rule by-sni  when sni in tw and tcp then throttle rate=128kbit
+rule by-any  when name in ads then rst
+rule cdn     when server in cdn and not sni in tw then freeze bytes=16384
+EOF
+printf '%s\n' api.twitter.com x.ads.example example.org >"$work/l2"
+"$SD_BIN" match --policy "$work/p.pol" "$work/l2" >"$work/out" 2>/dev/null
+same "--policy, sni" "$work/out" "api.twitter.com${T}tw${T}by-sni:throttle+1
+x.ads.example${T}ads${T}by-any:block
+"
+"$SD_BIN" match --policy "$work/p.pol" --as dns "$work/l2" >"$work/out" 2>/dev/null
+same "--policy, --as dns" "$work/out" "api.twitter.com${T}tw${T}by-dns:block
+x.ads.example${T}ads${T}by-any:block
+"
+
+# JSON: one object per name, then the summary; names with any bytes come out escaped.
+printf 'reddit.com\nexample.org\nt.co\x01x\n' | "$SD_BIN" match --preset tw21-initial --json --all >"$work/out" 2>/dev/null
+python3 - "$work/out" <<'EOF' && ok || bad "--json"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert [l["type"] for l in lines] == ["name", "name", "name", "summary"], lines
+assert lines[0] == {"type": "name", "name": "reddit.com", "sets": ["tw21"],
+                    "rules": [{"rule": "tw21", "action": "throttle", "other_conditions": 0}]}, lines[0]
+assert lines[1]["sets"] == [] and lines[1]["rules"] == [], lines[1]
+assert lines[2]["name"] == "t.co\x01x" and lines[2]["sets"] == ["tw21"], lines[2]
+assert lines[3] == {"type": "summary", "names": 3, "matched": 2, "sets": {"tw21": 2}}, lines[3]
+EOF
+
+# Batches: 1000 names (several batches of 256) against the same names one per run of the tool would be slow;
+# instead the whole list must give, name by name, what lists of one name give for a sample, and what the
+# list's halves give when run on their own.
+python3 - "$work/big" <<'EOF'
+import random, sys
+r = random.Random(7)
+syl = ["t", "co", "twit", "ter", "red", "dit", "mi", "cro", "soft", "ex", "am", "ple", "img", "a", "b"]
+tld = [".com", ".co", ".org", ".ru", ".twimg.com", ".twitter.com", ""]
+with open(sys.argv[1], "w") as f:
+    for i in range(1000):
+        f.write("".join(r.choice(syl) for _ in range(r.randint(1, 5))) + r.choice(tld) + "\n")
+EOF
+"$SD_BIN" match --preset tw21-initial --all "$work/big" >"$work/out" 2>/dev/null
+n=$(wc -l <"$work/out")
+[ "$n" = 1000 ] && ok || bad "1000 names: $n lines"
+m=$(grep -c "${T}tw21${T}" "$work/out")
+[ "$m" -gt 100 ] && [ "$m" -lt 900 ] && ok || bad "1000 names: $m matched, expected a mix"
+head -n 377 "$work/big" | "$SD_BIN" match --preset tw21-initial --all >"$work/a" 2>/dev/null
+tail -n +378 "$work/big" | "$SD_BIN" match --preset tw21-initial --all >>"$work/a" 2>/dev/null
+cmp -s "$work/out" "$work/a" && ok || bad "batches: the halves answer differently"
+: >"$work/one"
+for i in 1 2 3 5 8 13 255 256 257 511 512 999 1000; do
+    sed -n "${i}p" "$work/big" | "$SD_BIN" match --preset tw21-initial --all >>"$work/one" 2>/dev/null
+done
+for i in 1 2 3 5 8 13 255 256 257 511 512 999 1000; do sed -n "${i}p" "$work/out"; done >"$work/sample"
+cmp -s "$work/one" "$work/sample" && ok || bad "batches: single names answer differently"
+
+# Errors: one line, the right status.
+"$SD_BIN" match --as ftp </dev/null >/dev/null 2>"$work/err"
+[ $? = 2 ] && grep -q "expected sni, host or dns" "$work/err" && ok || bad "--as ftp"
+"$SD_BIN" match "$work/none" >/dev/null 2>"$work/err"
+[ $? = 1 ] && grep -q "none: No such file" "$work/err" && ok || bad "missing file"
+"$SD_BIN" match "$work" >/dev/null 2>"$work/err"
+[ $? = 1 ] && [ "$(wc -l <"$work/err")" = 1 ] && ok || bad "directory: $(cat "$work/err")"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
