@@ -3,6 +3,7 @@
  * out of its way (bench/drain_bench.sh runs it; root).
  *
  *   bench_drain --lab ID --pid PID [-n PACKETS] [-r ROUNDS] [--skip N] PCAP
+ *   bench_drain --count PCAP     (prints the capture's number of frames)
  *
  * On two CPUs the lab's client and server need about as much CPU per packet
  * as the censor, so live traffic cannot show what a second worker adds: the
@@ -158,6 +159,22 @@ static void load(const char *path, size_t skip, size_t want)
                 skip, want);
 }
 
+/* The number of frames in the capture at |path|. */
+static size_t count_frames(const char *path)
+{
+    struct sd_pcapfile *r;
+    if (sd_pcapfile_open(&r, path) != 0)
+        die("cannot read %s as a classic pcap", path);
+    const uint8_t *d;
+    uint32_t caplen;
+    uint64_t ts;
+    size_t n = 0;
+    while (sd_pcapfile_next(r, &d, &caplen, &ts) == 1)
+        n++;
+    sd_pcapfile_close(r);
+    return n;
+}
+
 static void enter_ns(const char *lab, const char *role)
 {
     char path[256];
@@ -285,21 +302,28 @@ static uint64_t self_cpu_ns(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {{"lab", 1, NULL, 'l'}, {"pid", 1, NULL, 'p'}, {"skip", 1, NULL, 's'},
-                                       {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
+                                       {"count", 0, NULL, 'c'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *lab = NULL;
     pid_t pid = 0;
     size_t per = 50000, rounds = 5, skip = 0;
+    bool count = false;
     for (int c; (c = getopt_long(argc, argv, "n:r:h", lo, NULL)) != -1;) {
         switch (c) {
+        case 'c': count = true; break;
         case 'l': lab = optarg; break;
         case 'p': pid = (pid_t)atoi(optarg); break;
         case 's': skip = strtoul(optarg, NULL, 10); break;
         case 'n': per = strtoul(optarg, NULL, 10); break;
         case 'r': rounds = strtoul(optarg, NULL, 10); break;
         default:
-            fprintf(stderr, "Usage: bench_drain --lab ID --pid PID [-n PACKETS] [-r ROUNDS] [--skip N] PCAP\n");
+            fprintf(stderr, "Usage: bench_drain --lab ID --pid PID [-n PACKETS] [-r ROUNDS] [--skip N] PCAP\n"
+                            "       bench_drain --count PCAP\n");
             return c == 'h' ? 0 : 2;
         }
+    }
+    if (count && optind == argc - 1) {
+        printf("%zu\n", count_frames(argv[optind]));
+        return 0;
     }
     if (!lab || pid <= 0 || optind != argc - 1 || !per || !rounds)
         die("%s", "needs --lab ID, --pid PID and one capture (--help)");

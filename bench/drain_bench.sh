@@ -88,10 +88,12 @@ cores() { [ -x "$(dirname "$DRAIN")/bench_cores" ] && echo "drain_bench: $1: $("
 cores "the machine, two threads / one, before"
 echo "drain_bench: lab $id, $N packets a drain, $R drains a run, $P pairs of runs, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 slice=0
-# The capture holds 1.99 M packets: runs start over from its beginning when they have used it
-# all (each run is a fresh censor, so none has seen the flows before).
-runs_in_cap=$((1990000 / (N * R)))
-[ "$runs_in_cap" -ge 1 ] || { echo "drain_bench: PACKETS x ROUNDS must be under 1990000" >&2; exit 2; }
+# Runs start over from the capture's beginning when they have used it all (each run is a
+# fresh censor, so none has seen the flows before); 1% of its frames are kept in reserve for
+# those left out (longer than the MTU, or not IP).
+frames=$("$DRAIN" --count "$cap") || exit 1
+runs_in_cap=$((frames * 99 / 100 / (N * R)))
+[ "$runs_in_cap" -ge 1 ] || { echo "drain_bench: PACKETS x ROUNDS must be under $((frames * 99 / 100)), the frames of $cap" >&2; exit 2; }
 : >"$dir/drains"
 # The naive loop (bench_nfq_naive: one receive, one verdict and one send per packet) in
 # the same place: slowdown run's rules, installed by hand, and the same queue and buffer.

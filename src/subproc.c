@@ -92,21 +92,40 @@ int sd_subproc_run(char *const argv[], char *out, size_t outlen)
     return 128 + WTERMSIG(status);
 }
 
+/* Appends |c| at buf[*n] while room is left (the last byte kept for the NUL). */
+static void put(char *buf, size_t len, size_t *n, char c)
+{
+    if (*n + 1 < len)
+        buf[(*n)++] = c;
+}
+
 void sd_subproc_format(char *const argv[], char *buf, size_t len)
 {
     size_t n = 0;
 
     if (len == 0)
         return;
-    buf[0] = '\0';
-    for (size_t i = 0; argv[i] && n + 1 < len; i++) {
-        /* Quoted where a shell would split or expand it, so that a printed command can be pasted. */
-        const char *q = argv[i][strcspn(argv[i], " \t\"$`\\|&;<>()*?[]#~!{}")] ? "'" : "";
-        int w = snprintf(buf + n, len - n, "%s%s%s%s", i ? " " : "", q, argv[i], q);
-        if (w < 0)
-            break;
-        n += (size_t)w;
+    for (size_t i = 0; argv[i]; i++) {
+        /* Quoted where a shell would split or expand it, so that a printed command can be pasted: in single
+         * quotes, a single quote itself written '\'' (close, escaped quote, reopen). */
+        const char *a = argv[i];
+        bool q = !a[0] || a[strcspn(a, " \t\n\"'$`\\|&;<>()*?[]#~!{}")];
+        if (i)
+            put(buf, len, &n, ' ');
+        if (q)
+            put(buf, len, &n, '\'');
+        for (; *a; a++) {
+            if (*a == '\'') {
+                put(buf, len, &n, '\'');
+                put(buf, len, &n, '\\');
+                put(buf, len, &n, '\'');
+            }
+            put(buf, len, &n, *a);
+        }
+        if (q)
+            put(buf, len, &n, '\'');
     }
+    buf[n] = '\0';
 }
 
 int sd_subproc_vcmd(char *err, size_t errlen, const char *arg0, va_list ap)

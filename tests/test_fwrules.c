@@ -220,6 +220,29 @@ static void test_print(void **state)
     assert_true(strncmp(buf, "iptables-legacy -w -t filter -N SLOWDOWN-0\n", 43) == 0);
 }
 
+/* A printed command can be pasted into a shell: arguments a shell would
+ * split or expand are single-quoted, a single quote inside written '\'',
+ * an empty argument ''; the output is cut to the buffer and NUL-terminated. */
+static void test_format_quoting(void **state)
+{
+    char *const argv[] = {"iptables", "--comment", "it's a rule", "", "a b", "$x", "plain", NULL};
+    char buf[128];
+    (void)state;
+
+    sd_subproc_format(argv, buf, sizeof(buf));
+    assert_string_equal(buf, "iptables --comment 'it'\\''s a rule' '' 'a b' '$x' plain");
+    /* The shell reads back the same arguments. */
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "set -- %s; printf '%%s|' \"$@\"", buf);
+    char *const sh[] = {"sh", "-c", cmd, NULL};
+    char out[200];
+    assert_int_equal(sd_subproc_run(sh, out, sizeof(out)), 0);
+    assert_string_equal(out, "iptables|--comment|it's a rule||a b|$x|plain|");
+    char small[12];
+    sd_subproc_format(argv, small, sizeof(small));
+    assert_string_equal(small, "iptables --");
+}
+
 /* Per-flow balance: a chain of its own that picks the queue, and every queueing rule jumps to it. */
 static void test_balance_flow(void **state)
 {
@@ -327,7 +350,7 @@ int main(void)
         cmocka_unit_test(test_settled_mark), cmocka_unit_test(test_bypass_ipset),
         cmocka_unit_test(test_bypass_bpf),
         cmocka_unit_test(test_every_packet), cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_print),
+        cmocka_unit_test(test_print), cmocka_unit_test(test_format_quoting),
         cmocka_unit_test(test_balance_flow), cmocka_unit_test(test_balance_prog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
