@@ -26,7 +26,7 @@ out=${OUT:-/var/tmp/sd-fuzz}
 bin=${BIN:-$src/build-fuzz}
 slice=${SLICE:-300}
 end=$(date -d "${UNTIL:-now + 1 hour}" +%s)
-targets=${TARGETS:-"engine pcap policy pkt tls quic http dns names ipset serve_req hello_fields invert pcapfile proxy_req http_servers"}
+targets=${TARGETS:-"engine pcap policy pkt tls quic http dns names ipset serve_req hello_fields invert pcapfile proxy_req http_servers match"}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 mkdir -p "$out/logs" "$out/artifacts"
 

@@ -40,6 +40,13 @@ done
 comp=$root/share/bash-completion/completions/slowdown
 [ -f "$comp" ] || fail "no bash completion in $prefix/share/bash-completion/completions"
 bash -c ". '$comp' && complete -p slowdown" >/dev/null 2>&1 || fail "the completion does not define one for slowdown"
+# It completes every command the binary lists (COMP_WORDS as bash would set them for "slowdown <TAB>").
+cmds=$("$root/bin/slowdown" --help | awk '/^Commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}')
+[ -n "$cmds" ] || fail "no commands in 'slowdown --help'"
+offered=$(bash -c ". '$comp'; COMP_WORDS=(slowdown ''); COMP_CWORD=1; _slowdown; echo \"\${COMPREPLY[*]}\"")
+for c in $cmds; do
+    case " $offered " in *" $c "*) ;; *) fail "the completion does not offer the command '$c'" ;; esac
+done
 unit=$dest$unitdir/slowdown.service
 [ -f "$unit" ] || fail "no unit in $unitdir"
 [ -f "$dest$sysconfdir/default/slowdown" ] || fail "no defaults file in $sysconfdir/default"
