@@ -15,8 +15,8 @@
 # about 90 s on it), SD_BENCH_OUT (the capture directory), SD_BENCH_INLINE=0
 # to skip the inline rows.
 #
-# The inline rows (as root; about 8 minutes more) come from lab_bench.sh
-# (goodput, SKIP_WORKERS=1 TOGGLE_ROUNDS=2, 5 s transfers, 3 rounds) and
+# The inline rows (as root; about 10 minutes more) come from lab_bench.sh
+# (goodput, SKIP_WORKERS=1 TOGGLE_ROUNDS=4: 20 pairs a direction, 5 s transfers, 3 rounds) and
 # drain_bench.sh (one worker, two, and the naive loop, each draining a full
 # queue; 2 pairs of runs); their whole output
 # is kept in bench/out/ (lab_bench.log, drain_bench.log) and summarised here.
@@ -170,7 +170,7 @@ row "The reading floor (the packets read, no engine), fastest / fastest and medi
 if [ "${SD_BENCH_INLINE:-1}" = 1 ] && [ "$(id -u)" = 0 ] && [ -x "$BUILD/bench_nfq_naive" ] && [ -x "$BUILD/bench_drain" ]; then
     echo "bench: inline, lab_bench.sh (goodput, naive loop live) ..." >&2
     LB=$OUT/lab_bench.log DB=$OUT/drain_bench.log
-    SKIP_WORKERS=1 TOGGLE_ROUNDS=2 "$HERE/lab_bench.sh" "$BUILD" 5 3 >"$LB" 2>&1
+    SKIP_WORKERS=1 TOGGLE_ROUNDS=4 "$HERE/lab_bench.sh" "$BUILD" 5 3 >"$LB" 2>&1
     echo "bench: inline, drain_bench.sh (one worker, two, the naive loop) ..." >&2
     "$HERE/drain_bench.sh" "$BUILD" 50000 4 2 >"$DB" 2>&1
     # Their `key` lines (one per section of lab_bench.sh, the last line of drain_bench.sh).
