@@ -221,12 +221,11 @@ int sd_matcher_read(struct sd_matcher *m, FILE *in)
         if (name)
             rc = add_name(m, name, n);
     }
-    if (rc == 0 && ferror(in)) {
-        if (!errno)
-            errno = EIO;
+    int err = errno ? errno : EIO;
+    if (rc == 0 && ferror(in))
         rc = SD_EIO;
-    }
     free(line);
-    flush_batch(m);
+    flush_batch(m); /* the names read before an error are answered too */
+    errno = err;
     return rc;
 }

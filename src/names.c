@@ -667,7 +667,8 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
 void sd_names_lookup_batch(const struct sd_names *s, const uint8_t *const *names, const size_t *lens, size_t k,
                            uint64_t *out)
 {
-    enum { D = 3 }; /* two names begun ahead of the one compared: 0.8-0.9x the time of one ahead */
+    /* D - 1 names begun ahead of the one compared: two gave 0.78-0.86x the single lookups' time, one 0.80-0.91x */
+    enum { D = 3 };
     struct pending q[D];
     for (size_t i = 0; i < k; i++) {
         lookup_begin(s, names[i], lens[i], &q[i % D]);
