@@ -6,7 +6,8 @@
  * the last piece is the name. Each pattern's acceptance must agree with the
  * grammar in names.h; then the name, each pattern body and each body with a
  * byte before and after are looked up and compared with a naive matcher,
- * one at a time and all in one batch.
+ * one at a time and all in one batch, and the patterns sd_names_explain()
+ * reports must carry the answer's tags.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -79,10 +80,24 @@ static uint64_t model_lookup(const struct model *m, size_t nm, unsigned opts, co
     return r;
 }
 
+static void union_tags(void *arg, const char *pattern, size_t n, uint64_t tags)
+{
+    (void)pattern;
+    if (n == 0 || n > 257 || !tags)
+        abort();
+    *(uint64_t *)arg |= tags;
+}
+
 static void check(const struct sd_names *s, const struct model *m, size_t nm, unsigned opts, const uint8_t *p,
                   size_t n)
 {
-    if (sd_names_lookup(s, p, n) != model_lookup(m, nm, opts, p, n))
+    uint64_t want = model_lookup(m, nm, opts, p, n), why = 0;
+    if (sd_names_lookup(s, p, n) != want)
+        abort();
+    /* The patterns sd_names_explain() reports carry exactly the tags of the answer. */
+    size_t len = n - ((opts & SD_NAMES_STRIP_DOT) && n && p[n - 1] == '.');
+    int rc = sd_names_explain(s, p, n, union_tags, &why);
+    if (len > SD_NAME_MAX ? rc != SD_ERANGE || why : rc != 0 || why != want)
         abort();
 }
 

@@ -36,9 +36,11 @@ static void usage(FILE *f)
             "  --all              print the names that match nothing too\n"
             "  --json             one JSON line per name, then a summary line\n"
             "  -h, --help         this help\n\n"
-            "Text output: NAME SETS RULES, tab-separated ('-' for none); a rule is written\n"
-            "NAME:ACTION, with '+N' when it has N more conditions than the name (ports, addresses,\n"
-            "protocol) that a flow must also meet. Without --preset, --policy or --at: tw21-initial.\n"
+            "Text output: NAME SETS RULES PATTERNS, tab-separated, lists comma-separated ('-' for none).\n"
+            "A rule is written NAME:ACTION, with '+N' when it has N more conditions than the name\n"
+            "(ports, addresses, protocol) that a flow must also meet. PATTERNS are those of the sets\n"
+            "that match the name (for names up to 255 bytes). Without --preset, --policy or --at:\n"
+            "tw21-initial.\n"
             "A summary goes to standard error.\n",
             sd_clipolicy_help);
 }

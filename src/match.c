@@ -94,6 +94,47 @@ static bool rule_holds(const struct sd_rule *r, uint64_t mask, enum sd_match_as 
     return named;
 }
 
+/* The patterns that matched, written by sd_names_explain()'s callback. */
+struct patterns {
+    const struct sd_matcher *m;
+    unsigned count;
+};
+
+static void put_pattern(void *arg, const char *pattern, size_t n, uint64_t tags)
+{
+    struct patterns *pp = arg;
+    const struct sd_matcher *m = pp->m;
+    FILE *o = m->out;
+    if (!m->json) {
+        fputs(pp->count++ ? "," : "", o);
+        fwrite(pattern, 1, n, o);
+        return;
+    }
+    fputs(pp->count++ ? ",{\"pattern\":" : "[{\"pattern\":", o);
+    sd_json_bytes(o, pattern, n);
+    fputs(",\"sets\":[", o);
+    unsigned printed = 0;
+    for (unsigned s = 0; s < m->p->n_name_sets; s++)
+        if (tags >> s & 1) {
+            fputs(printed++ ? "," : "", o);
+            sd_json_str(o, m->p->name_sets[s]);
+        }
+    fputs("]}", o);
+}
+
+/* Writes the patterns that match the name: "-" (text) or [] (JSON) for
+ * none; "-" or null for a name too long to explain (over 255 bytes, which
+ * sd_names_explain() refuses before it reports anything). */
+static void print_patterns(const struct sd_matcher *m, const uint8_t *name, size_t n, uint64_t mask)
+{
+    struct patterns pp = {m, 0};
+    int rc = mask ? sd_names_explain(m->p->names, name, n, put_pattern, &pp) : 0;
+    if (m->json)
+        fputs(pp.count ? "]" : rc == SD_ERANGE ? "null" : "[]", m->out);
+    else if (!pp.count)
+        fputc('-', m->out);
+}
+
 static void print_json(const struct sd_matcher *m, const uint8_t *name, size_t n, uint64_t mask)
 {
     const struct sd_policy *p = m->p;
@@ -117,7 +158,9 @@ static void print_json(const struct sd_matcher *m, const uint8_t *name, size_t n
             sd_json_str(o, sd_action_name(&p->rules[i].action));
             fprintf(o, ",\"other_conditions\":%u}", others);
         }
-    fputs("]}\n", o);
+    fputs("],\"patterns\":", o);
+    print_patterns(m, name, n, mask);
+    fputs("}\n", o);
 }
 
 static void print_text(const struct sd_matcher *m, const uint8_t *name, size_t n, uint64_t mask)
@@ -138,7 +181,9 @@ static void print_text(const struct sd_matcher *m, const uint8_t *name, size_t n
             if (others)
                 fprintf(o, "+%u", others);
         }
-    fputs(printed ? "\n" : "-\n", o);
+    fputs(printed ? "\t" : "-\t", o);
+    print_patterns(m, name, n, mask);
+    fputc('\n', o);
 }
 
 static void flush_batch(struct sd_matcher *m)

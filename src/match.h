@@ -10,7 +10,8 @@
  * (sd_names_lookup_batch()). A rule is listed for a name when its name
  * conditions all hold for the name read as the chosen field and one that is
  * not negated does; its other conditions (ports, addresses, protocol) are
- * counted, not evaluated: a name alone cannot tell them.
+ * counted, not evaluated: a name alone cannot tell them. The patterns that
+ * match come from sd_names_explain() (names up to 255 bytes).
  */
 #ifndef SD_MATCH_H
 #define SD_MATCH_H
@@ -28,7 +29,7 @@ struct sd_match_totals {
 
 struct sd_matcher;
 
-/* A matcher writing to |out|: text lines "NAME\tSETS\tRULES", or with
+/* A matcher writing to |out|: text lines "NAME\tSETS\tRULES\tPATTERNS", or with
  * |json| one JSON object per name; with |all| the names that match nothing
  * too. NULL when out of memory. */
 struct sd_matcher *sd_matcher_new(const struct sd_policy *p, enum sd_match_as as, bool json, bool all, FILE *out);

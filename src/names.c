@@ -594,6 +594,45 @@ int sd_names_compile(struct sd_names *s)
     return 0;
 }
 
+/* Reports KEY, or *KEY with |star|, through |fn| when |tags| is not empty. */
+static void report(sd_names_pattern_fn fn, void *arg, bool star, const uint8_t *key, size_t n, uint64_t tags)
+{
+    char pat[SD_NAME_MAX + 3];
+    if (!tags)
+        return;
+    pat[0] = '*';
+    memcpy(pat + star, key, n);
+    fn(arg, pat, star + n, tags);
+}
+
+int sd_names_explain(const struct sd_names *s, const uint8_t *name, size_t n, sd_names_pattern_fn fn, void *arg)
+{
+    if ((s->opts & SD_NAMES_STRIP_DOT) && n > 0 && name[n - 1] == '.')
+        n--;
+    if (n > SD_NAME_MAX)
+        return SD_ERANGE;
+    if (!s->compiled || n == 0)
+        return 0;
+    uint8_t fb[SD_NAME_MAX];
+    for (size_t i = 0; i < n; i++)
+        fb[i] = s->fold[name[i]];
+    /* The anchored kinds, by the rules of table_collect(): the whole name for
+     * exact keys; a dot suffix wherever the suffix starts with a dot (the
+     * whole name included); a bare suffix at any length (no bare key starts
+     * with a dot). */
+    for (size_t len = 1; s->slots && len <= SD_MIN(n, s->maxlen); len++) {
+        const uint8_t *k = fb + n - len;
+        const struct slot *sl = table_find(s, slot_hash(key_fhash(s, k, len)), name + n - len, len);
+        if (!sl)
+            continue;
+        const uint64_t *t = s->triples[sl->triple];
+        report(fn, arg, false, k, len, len == n ? t[K_EXACT] : 0);
+        report(fn, arg, true, k, len, k[0] == '.' ? t[K_DSUFFIX] : 0);
+        report(fn, arg, true, k, len, t[K_SUFFIX]);
+    }
+    return s->sub.slots ? sd__names_sub_explain(s, name, fb, n, fn, arg) : 0;
+}
+
 /*
  * A lookup in two halves. lookup_begin() runs everything up to the
  * comparisons and leaves the candidates, their slots prefetched, in |q|;

@@ -62,6 +62,21 @@ uint64_t sd_names_lookup(const struct sd_names *s, const uint8_t *name, size_t n
 void sd_names_lookup_batch(const struct sd_names *s, const uint8_t *const *names, const size_t *lens, size_t k,
                            uint64_t *out);
 
+/* A pattern that matches a name, as sd_names_explain() reports it: its
+ * text as added (folded when the set folds case), and the tags it carries. */
+typedef void (*sd_names_pattern_fn)(void *arg, const char *pattern, size_t n, uint64_t tags);
+
+/*
+ * Calls |fn| once for each pattern of the set that matches |name| (patterns
+ * added with several tags come once, with all of them): why a lookup
+ * answered what it did. Anchored patterns come first, shortest suffix first
+ * (an exact pattern with the whole name), then substrings, shortest first. Slow (every suffix and substring of the name is
+ * tried): for slowdown match, not for packets. Returns 0, SD_ERANGE for a
+ * name longer than SD_NAME_MAX bytes (after the trailing dot the set strips),
+ * or SD_ENOMEM.
+ */
+int sd_names_explain(const struct sd_names *s, const uint8_t *name, size_t n, sd_names_pattern_fn fn, void *arg);
+
 /* ---- CIDR sets ---- */
 
 struct sd_ipset;

@@ -214,6 +214,11 @@ int sd__names_sub_build(struct sd_names *s);
 const struct sslot *sd__names_sub_find(const struct sd_names *s, uint64_t g, const uint8_t *p, size_t n);
 /* The scan's first stages over one window (the lookup runs them on the first). */
 void sd__names_sub_positions(const struct sd_names *s, const uint8_t *b, size_t ctx, size_t win, struct subwin *w);
+/* sd_names_explain() for the substring index: each key found in the name
+ * (|fb| its folded copy) is reported once, through |fn|, as "*KEY*".
+ * 0 or SD_ENOMEM. */
+int sd__names_sub_explain(const struct sd_names *s, const uint8_t *name, const uint8_t *fb, size_t n,
+                          sd_names_pattern_fn fn, void *arg);
 /* The substring keys in the name, queued in |sp| for sub_resolve(). */
 void sd__names_sub_scan(const struct sd_names *s, const uint8_t *name, size_t n, uint8_t *fb, struct subwin *w,
                         struct subprobes *sp);

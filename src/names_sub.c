@@ -324,3 +324,41 @@ int sd__names_sub_build(struct sd_names *s)
     }
     return 0;
 }
+
+int sd__names_sub_explain(const struct sd_names *s, const uint8_t *name, const uint8_t *fb, size_t n,
+                          sd_names_pattern_fn fn, void *arg)
+{
+    size_t *seen = NULL; /* the slots reported, by index: a key found twice comes once */
+    size_t nseen = 0, cap = 0;
+    char pat[SD_NAME_MAX + 3];
+    int rc = 0;
+    for (size_t len = 1; len <= SD_MIN(n, s->sub.maxlen) && rc == 0; len++)
+        for (size_t i = 0; i + len <= n; i++) {
+            uint32_t first;
+            uint64_t last;
+            sub_parts(fb + i, len, &first, &last);
+            uint64_t g = len < 8 ? sub_hash7(s, last, len) : sub_hash(s, first, last, len);
+            const struct sslot *sl = sd__names_sub_find(s, g, name + i, len);
+            size_t j = 0, at = sl ? (size_t)(sl - s->sub.slots) : 0;
+            while (sl && j < nseen && seen[j] != at)
+                j++;
+            if (!sl || j < nseen)
+                continue;
+            if (nseen == cap) {
+                cap = cap ? 2 * cap : 16;
+                size_t *ns = realloc(seen, cap * sizeof(*seen));
+                if (!ns) {
+                    rc = SD_ENOMEM;
+                    break;
+                }
+                seen = ns;
+            }
+            seen[nseen++] = at;
+            pat[0] = '*';
+            memcpy(pat + 1, fb + i, len);
+            pat[len + 1] = '*';
+            fn(arg, pat, len + 2, sl->tags);
+        }
+    free(seen);
+    return rc;
+}

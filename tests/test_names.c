@@ -434,6 +434,68 @@ static uint64_t naive(const struct npat *p, size_t np, unsigned opts, const uint
     return m;
 }
 
+/* What sd_names_explain() reported for one name. */
+struct explained {
+    char text[300][260];
+    size_t len[300];
+    uint64_t tags[300];
+    size_t n;
+};
+
+static void collect(void *arg, const char *pattern, size_t n, uint64_t tags)
+{
+    struct explained *e = arg;
+    assert_true(e->n < 300 && n <= 257);
+    memcpy(e->text[e->n], pattern, n);
+    e->len[e->n] = n;
+    e->tags[e->n++] = tags;
+}
+
+/* Checks sd_names_explain() against the naive patterns: each matching
+ * pattern reported once, by its text (folded when the set folds), with the
+ * tags of every pattern of that text and kind. */
+static void check_explain(const struct sd_names *s, const struct npat *p, size_t np, unsigned opts, const uint8_t *name,
+                          size_t n)
+{
+    static struct explained e;
+    e.n = 0;
+    size_t m = n - ((opts & SD_NAMES_STRIP_DOT) && n && name[n - 1] == '.');
+    int rc = sd_names_explain(s, name, n, collect, &e);
+    if (m > SD_NAME_MAX) {
+        assert_int_equal(rc, SD_ERANGE);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    uint64_t want_tags[300] = {0};
+    bool fold = opts & SD_NAMES_CASEFOLD;
+    for (size_t i = 0; i < np; i++) {
+        if (!(naive(&p[i], 1, opts, name, n)))
+            continue;
+        char t[260];
+        size_t tl = 0;
+        if (p[i].kind)
+            t[tl++] = '*';
+        for (size_t j = 0; j < p[i].len; j++)
+            t[tl++] = (char)(fold ? lower(p[i].body[j]) : p[i].body[j]);
+        if (p[i].kind == 2)
+            t[tl++] = '*';
+        size_t k = 0;
+        while (k < e.n && !(e.len[k] == tl && memcmp(e.text[k], t, tl) == 0))
+            k++;
+        if (k == e.n)
+            fail_msg("opts %u, name of %zu bytes: pattern %.*s not reported", opts, n, (int)tl, t);
+        want_tags[k] |= BIT(p[i].tag);
+    }
+    for (size_t k = 0; k < e.n; k++) {
+        if (e.tags[k] != want_tags[k])
+            fail_msg("opts %u: %.*s reported with tags %#llx, want %#llx", opts, (int)e.len[k], e.text[k],
+                     (unsigned long long)e.tags[k], (unsigned long long)want_tags[k]);
+        for (size_t j = 0; j < k; j++)
+            if (e.len[j] == e.len[k] && memcmp(e.text[j], e.text[k], e.len[k]) == 0)
+                fail_msg("%.*s reported twice", (int)e.len[k], e.text[k]);
+    }
+}
+
 static bool wide_alphabet; /* test_cross_check_wide: substrings of more than 64 distinct bytes */
 
 /* A few letters, both cases, dots and a high byte, so that matches are common;
@@ -494,6 +556,7 @@ static void cross_check_round(uint64_t *x, unsigned opts, size_t np, size_t nnam
         if (want != got)
             fail_msg("opts %u, name of %zu bytes: want %#llx got %#llx", opts, n, (unsigned long long)want,
                      (unsigned long long)got);
+        check_explain(s, p, np, opts, name, n);
         ptr[k] = name;
         lens[k] = n;
         wants[k] = want;

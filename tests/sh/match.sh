@@ -27,30 +27,30 @@ printf '%s\n' twitter.com reddit.com microsoft.com example.org t.co throttletwit
 "$SD_BIN" match --preset tw21-initial "$work/list" >"$work/out" 2>"$work/err"
 [ $? = 0 ] && ok || bad "tw21-initial: status"
 T=$'\t'
-same "tw21-initial" "$work/out" "twitter.com${T}tw21${T}tw21:throttle
-reddit.com${T}tw21${T}tw21:throttle
-microsoft.com${T}tw21${T}tw21:throttle
-t.co${T}tw21${T}tw21:throttle
-throttletwitter.com${T}tw21${T}tw21:throttle
-abs.twimg.com${T}tw21${T}tw21:throttle
-rt.com${T}tw21${T}tw21:throttle
-githubusercontent.com${T}tw21${T}tw21:throttle
+same "tw21-initial" "$work/out" "twitter.com${T}tw21${T}tw21:throttle${T}*twitter.com
+reddit.com${T}tw21${T}tw21:throttle${T}*t.co*
+microsoft.com${T}tw21${T}tw21:throttle${T}*t.co*
+t.co${T}tw21${T}tw21:throttle${T}*t.co*
+throttletwitter.com${T}tw21${T}tw21:throttle${T}*twitter.com
+abs.twimg.com${T}tw21${T}tw21:throttle${T}*.twimg.com
+rt.com${T}tw21${T}tw21:throttle${T}*t.co*
+githubusercontent.com${T}tw21${T}tw21:throttle${T}*t.co*
 "
 grep -q "11 names, 8 matched (tw21-initial); by set: tw21 8" "$work/err" && ok || bad "summary: $(cat "$work/err")"
 
 # The day after (--at picks tw21-tco-fixed): t.co exact; reddit.com and microsoft.com no longer match.
 "$SD_BIN" match --at 2021-03-12T00:00Z --all "$work/list" >"$work/out" 2>/dev/null
-same "--at 2021-03-12 --all" "$work/out" "twitter.com${T}tw21${T}tw21:throttle
-reddit.com${T}-${T}-
-microsoft.com${T}-${T}-
-example.org${T}-${T}-
-t.co${T}tw21${T}tw21:throttle
-throttletwitter.com${T}tw21${T}tw21:throttle
-abs.twimg.com${T}tw21${T}tw21:throttle
-twimg.com${T}-${T}-
-rt.com${T}-${T}-
-githubusercontent.com${T}-${T}-
-TWITTER.COM${T}-${T}-
+same "--at 2021-03-12 --all" "$work/out" "twitter.com${T}tw21${T}tw21:throttle${T}*twitter.com
+reddit.com${T}-${T}-${T}-
+microsoft.com${T}-${T}-${T}-
+example.org${T}-${T}-${T}-
+t.co${T}tw21${T}tw21:throttle${T}t.co
+throttletwitter.com${T}tw21${T}tw21:throttle${T}*twitter.com
+abs.twimg.com${T}tw21${T}tw21:throttle${T}*.twimg.com
+twimg.com${T}-${T}-${T}-
+rt.com${T}-${T}-${T}-
+githubusercontent.com${T}-${T}-${T}-
+TWITTER.COM${T}-${T}-${T}-
 "
 
 # Rules by field, negated conditions and other conditions counted.
@@ -65,12 +65,20 @@ rule cdn     when server in cdn and not sni in tw then freeze bytes=16384
 EOF
 printf '%s\n' api.twitter.com x.ads.example example.org >"$work/l2"
 "$SD_BIN" match --policy "$work/p.pol" "$work/l2" >"$work/out" 2>/dev/null
-same "--policy, sni" "$work/out" "api.twitter.com${T}tw${T}by-sni:throttle+1
-x.ads.example${T}ads${T}by-any:block
+same "--policy, sni" "$work/out" "api.twitter.com${T}tw${T}by-sni:throttle+1${T}*.twitter.com
+x.ads.example${T}ads${T}by-any:block${T}*.ads.example
 "
 "$SD_BIN" match --policy "$work/p.pol" --as dns "$work/l2" >"$work/out" 2>/dev/null
-same "--policy, --as dns" "$work/out" "api.twitter.com${T}tw${T}by-dns:block
-x.ads.example${T}ads${T}by-any:block
+same "--policy, --as dns" "$work/out" "api.twitter.com${T}tw${T}by-dns:block${T}*.twitter.com
+x.ads.example${T}ads${T}by-any:block${T}*.ads.example
+"
+
+# Every pattern that matches, once, whatever its kind; a name over 255 bytes is not explained.
+printf '%s\n' 'names a t.co *t.co* *.co *co *o* .co' 'names b *t.co*' 'rule r when sni in a then drop' >"$work/q.pol"
+long=$(printf 'x%.0s' $(seq 300)).t.co
+printf 't.co\n%s\n' "$long" | "$SD_BIN" match --policy "$work/q.pol" >"$work/out" 2>/dev/null
+same "all kinds" "$work/out" "t.co${T}a,b${T}r:block${T}*co,*.co,t.co,*o*,*t.co*
+${long}${T}a,b${T}r:block${T}-
 "
 
 # JSON: one object per name, then the summary; names with any bytes come out escaped.
@@ -80,8 +88,9 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert [l["type"] for l in lines] == ["name", "name", "name", "summary"], lines
 assert lines[0] == {"type": "name", "name": "reddit.com", "sets": ["tw21"],
-                    "rules": [{"rule": "tw21", "action": "throttle", "other_conditions": 0}]}, lines[0]
-assert lines[1]["sets"] == [] and lines[1]["rules"] == [], lines[1]
+                    "rules": [{"rule": "tw21", "action": "throttle", "other_conditions": 0}],
+                    "patterns": [{"pattern": "*t.co*", "sets": ["tw21"]}]}, lines[0]
+assert lines[1]["sets"] == [] and lines[1]["rules"] == [] and lines[1]["patterns"] == [], lines[1]
 assert lines[2]["name"] == "t.co\x01x" and lines[2]["sets"] == ["tw21"], lines[2]
 assert lines[3] == {"type": "summary", "names": 3, "matched": 2, "sets": {"tw21": 2}}, lines[3]
 EOF
