@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # slowdown match: the 2021 collateral of "*t.co*" and the rules of the other
 # presets, on exact expected output; --as, --all, --json, CSV and comment
-# lines, and batches (1000 names through sd_names_lookup_batch() give the
-# answers of the same names a line at a time).
+# lines, the patterns, and batches (1000 names through
+# sd_names_lookup_batch() give the answers of the same names a line at a
+# time); then the engine's own decisions over a generated mix agree with it.
 set -u
 : "${SD_BIN:?}" "${SD_BUILD_DIR:?}"
 work="$SD_BUILD_DIR/match.d"
@@ -129,6 +130,45 @@ cmp -s "$work/one" "$work/sample" && ok || bad "batches: single names answer dif
 [ $? = 1 ] && grep -q "none: No such file" "$work/err" && ok || bad "missing file"
 "$SD_BIN" match "$work" >/dev/null 2>"$work/err"
 [ $? = 1 ] && [ "$(wc -l <"$work/err")" = 1 ] && ok || bad "directory: $(cat "$work/err")"
+
+# The engine agrees: over a generated mix (TLS, QUIC, DNS, HTTP-less; bench_mixgen), every flow whose name
+# fired a rule is one that match lists with that rule, and every flow opened inside whose parsed name did not fire
+# is one for which match lists no rule free of other conditions.
+MIXGEN=$SD_BUILD_DIR/bench_mixgen
+if [ -x "$MIXGEN" ]; then
+    "$MIXGEN" -o "$work/mix.pcap" -p 30000 -f 3000 -s 7 >/dev/null 2>&1 || bad "bench_mixgen"
+    for preset in tw21-initial tw21-exact quic23-sni; do
+        python3 - "$SD_BIN" "$preset" "$work/mix.pcap" <<'EOF' && ok || bad "engine and match disagree under $preset"
+import json, subprocess, sys
+sd, preset, cap = sys.argv[1:4]
+fields = {"sni": ("sni", ("tls_sni", "quic_sni")), "http_host": ("host", ("http_host",)), "dns_qname": ("dns", ("dns_qname",))}
+out = subprocess.run([sd, "pcap", "--preset", preset, "--json", cap], capture_output=True, text=True, check=True).stdout
+flows = [j for j in map(json.loads, out.splitlines()) if j.get("type") == "flow"]
+fired_total = checked = bad = 0
+for field, (as_, triggers) in fields.items():
+    fl = [f for f in flows if f.get(field) is not None]
+    if not fl:
+        continue
+    names = sorted({f[field] for f in fl})
+    res = subprocess.run([sd, "match", "--preset", preset, "--as", as_, "--json", "--all"], input="\n".join(names) + "\n",
+                         capture_output=True, text=True, check=True).stdout
+    m = {j["name"]: j for j in map(json.loads, res.splitlines()) if j["type"] == "name"}
+    for f in fl:
+        rules = {r["rule"]: r for r in m[f[field]]["rules"]}
+        fired = f["rule"] is not None and f["trigger"] in triggers
+        fired_total += fired
+        checked += 1
+        if fired and f["rule"] not in rules:
+            print("engine fired", f["rule"], "on", f[field], "; match lists", list(rules)); bad += 1
+        if not fired and f["opened_by"] == "inside" and any(r["other_conditions"] == 0 for r in rules.values()):
+            print("engine passed", f[field], "; match lists", list(rules)); bad += 1
+assert checked > 1000 and fired_total >= 10, (checked, fired_total)
+sys.exit(1 if bad else 0)
+EOF
+    done
+else
+    echo "skip: engine agreement ($MIXGEN not built)"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
