@@ -432,6 +432,57 @@ static uint8_t trigger_of(const struct sd_rule *r, const struct sd_facts *fa)
     return SD_T_IP;
 }
 
+/* The patterns of one set that matched a name, gathered for the trace. */
+struct why_patterns {
+    uint64_t bit;
+    char text[200];
+    size_t len;
+    unsigned n;
+};
+
+static void why_pattern(void *arg, const char *pattern, size_t n, uint64_t tags)
+{
+    struct why_patterns *w = arg;
+    if (!(tags & w->bit) || w->len + n + 5 >= sizeof(w->text))
+        return;
+    w->len += (size_t)snprintf(w->text + w->len, sizeof(w->text) - w->len, "%s'%.*s'", w->n++ ? ", " : "", (int)n,
+                               pattern);
+}
+
+/* For the explain trace (--why): which patterns of the sets rule |r| names
+ * matched the flow's names, e.g. "sni 'reddit.com' matched '*t.co*' of set
+ * 'tw21'". Only when tracing: sd_names_explain() tries every substring. */
+static void trace_patterns(struct sd_engine *e, uint32_t slot, const struct sd_rule *r, const struct eval *ev)
+{
+    const struct sd_facts *fa = ev->facts;
+    if (!e->cfg.explain || !e->ext || !fa)
+        return;
+    for (unsigned k = 0; k < r->n_conds; k++) {
+        const struct sd_cond *c = &r->conds[k];
+        const struct {
+            const char *what;
+            const struct sd_iov *v;
+            uint64_t m;
+            bool ok;
+        } fields[] = {
+            {"sni", &fa->sni, ev->sni_m, c->kind == SD_C_SNI || c->kind == SD_C_NAME},
+            {"host", &fa->host, ev->host_m, c->kind == SD_C_HOST || c->kind == SD_C_NAME},
+            {"dns", &fa->qname, ev->dns_m, c->kind == SD_C_DNS || c->kind == SD_C_NAME},
+        };
+        if (c->negate)
+            continue;
+        for (size_t i = 0; i < SD_COUNTOF(fields); i++) {
+            struct why_patterns w = {.bit = 1ULL << c->set};
+            if (!fields[i].ok || !fields[i].v->p || !(fields[i].m & w.bit))
+                continue;
+            if (sd_names_explain(e->pol->names, fields[i].v->p, fields[i].v->n, why_pattern, &w) == 0 && w.n)
+                sd__trace(e, slot, "%s '%.*s' matched %s of set '%s'", fields[i].what,
+                          (int)SD_MIN(fields[i].v->n, (size_t)255), (const char *)fields[i].v->p, w.text,
+                          e->pol->name_sets[c->set]);
+        }
+    }
+}
+
 /* Evaluates the rules of the given stage (l7 or not) for flow |f|. Returns
  * true when a rule fired. */
 static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, const struct sd_facts *fa, bool l7)
@@ -482,6 +533,7 @@ static bool evaluate(struct sd_engine *e, uint32_t slot, struct sd_flow *f, cons
                       r->action.chance / 100, r->action.chance % 100);
         else
             sd__trace(e, slot, "rule '%s' fired: %s", r->name, sd_action_kind_name(a->kind));
+        trace_patterns(e, slot, r, &ev);
         struct sd_event evr = {.type = SD_EV_RULE, .rule = r->name, .action = sd_action_kind_name(a->kind)};
         emit_event(e, slot, &evr, SD_END_SHUTDOWN);
         return true;

@@ -3,7 +3,8 @@
 # presets, on exact expected output; --as, --all, --json, CSV and comment
 # lines, the patterns, and batches (1000 names through
 # sd_names_lookup_batch() give the answers of the same names a line at a
-# time); then the engine's own decisions over a generated mix agree with it.
+# time); then the engine's own decisions over a generated mix agree with it,
+# and its --why trace names the patterns too.
 set -u
 : "${SD_BIN:?}" "${SD_BUILD_DIR:?}"
 work="$SD_BUILD_DIR/match.d"
@@ -168,6 +169,23 @@ EOF
     done
 else
     echo "skip: engine agreement ($MIXGEN not built)"
+fi
+
+# The engine's --why names the pattern too, for the field that fired (generated captures of sd-gencaps).
+GENCAPS=$SD_BUILD_DIR/sd-gencaps
+if [ -x "$GENCAPS" ] && "$GENCAPS" "$work" >/dev/null 2>&1; then
+    "$SD_BIN" explain --preset tw21-initial "$work/demo.pcap" >"$work/why" 2>/dev/null
+    for w in "sni 'reddit.com' matched '*t.co*' of set 'tw21'" "sni 'abs.twimg.com' matched '*.twimg.com' of set 'tw21'" \
+        "sni 'twitter.com' matched '*twitter.com' of set 'tw21'"; do
+        grep -qF "$w" "$work/why" && ok || bad "explain: no line \"$w\""
+    done
+    grep -q "example.org' matched" "$work/why" && bad "explain: example.org matched nothing" || ok
+    printf '%s\n' 'names k *twitter.com *t.co* twitter.com' 'set inspect.dns on' 'rule d when name in k then drop' >"$work/d.pol"
+    "$SD_BIN" explain --policy "$work/d.pol" "$work/http_dns.pcap" >"$work/why" 2>/dev/null
+    grep -qF "dns 'twitter.com' matched 'twitter.com', '*twitter.com' of set 'k'" "$work/why" && ok ||
+        bad "explain: dns patterns: $(grep matched "$work/why")"
+else
+    echo "skip: explain patterns ($GENCAPS not built)"
 fi
 
 echo "$pass passed, $fail failed"
