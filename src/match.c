@@ -94,6 +94,19 @@ static bool rule_holds(const struct sd_rule *r, uint64_t mask, enum sd_match_as 
     return named;
 }
 
+/* Writes the names of the sets in |mask| as a JSON array. */
+static void json_sets(FILE *o, const struct sd_policy *p, uint64_t mask)
+{
+    unsigned printed = 0;
+    fputc('[', o);
+    for (unsigned s = 0; s < p->n_name_sets; s++)
+        if (mask >> s & 1) {
+            fputs(printed++ ? "," : "", o);
+            sd_json_str(o, p->name_sets[s]);
+        }
+    fputc(']', o);
+}
+
 /* The patterns that matched, written by sd_names_explain()'s callback. */
 struct patterns {
     const struct sd_matcher *m;
@@ -112,14 +125,9 @@ static void put_pattern(void *arg, const char *pattern, size_t n, uint64_t tags)
     }
     fputs(pp->count++ ? ",{\"pattern\":" : "[{\"pattern\":", o);
     sd_json_bytes(o, pattern, n);
-    fputs(",\"sets\":[", o);
-    unsigned printed = 0;
-    for (unsigned s = 0; s < m->p->n_name_sets; s++)
-        if (tags >> s & 1) {
-            fputs(printed++ ? "," : "", o);
-            sd_json_str(o, m->p->name_sets[s]);
-        }
-    fputs("]}", o);
+    fputs(",\"sets\":", o);
+    json_sets(o, m->p, tags);
+    fputc('}', o);
 }
 
 /* Writes the patterns that match the name: "-" (text) or [] (JSON) for
@@ -142,14 +150,9 @@ static void print_json(const struct sd_matcher *m, const uint8_t *name, size_t n
     unsigned printed = 0, others;
     fputs("{\"type\":\"name\",\"name\":", o);
     sd_json_bytes(o, name, n);
-    fputs(",\"sets\":[", o);
-    for (unsigned s = 0; s < p->n_name_sets; s++)
-        if (mask >> s & 1) {
-            fputs(printed++ ? "," : "", o);
-            sd_json_str(o, p->name_sets[s]);
-        }
-    fputs("],\"rules\":[", o);
-    printed = 0;
+    fputs(",\"sets\":", o);
+    json_sets(o, p, mask);
+    fputs(",\"rules\":[", o);
     for (unsigned i = 0; i < p->n_rules; i++)
         if (rule_holds(&p->rules[i], mask, m->as, &others)) {
             fputs(printed++ ? ",{\"rule\":" : "{\"rule\":", o);

@@ -74,6 +74,13 @@ static inline uint64_t sub_hash7(const struct sd_names *s, uint64_t w, size_t le
     return h ^ (h >> 32);
 }
 
+/* The hash of a key of |len| bytes from its parts (sub_parts()): sub_hash7()
+ * under 8 bytes, sub_hash() from 8. */
+static inline uint64_t sub_key_hash(const struct sd_names *s, uint32_t first, uint64_t last, size_t len)
+{
+    return len < 8 ? sub_hash7(s, last, len) : sub_hash(s, first, last, len);
+}
+
 /* The words of key k/n, big-endian, as the lookup builds them: |first| its
  * first 4 bytes (all of a key under 4), |last| its last 8 (all of a key
  * under 8). */
@@ -262,7 +269,7 @@ static void sub_insert(struct sd_names *s, const uint8_t *k, size_t n, unsigned 
     uint32_t first;
     uint64_t last;
     sub_parts(k, n, &first, &last);
-    uint64_t g = n < 8 ? sub_hash7(s, last, n) : sub_hash(s, first, last, n);
+    uint64_t g = sub_key_hash(s, first, last, n);
     u->filter[(g >> 18) & u->fmask] |= filter_bits(g);
     if (n < 4) {
         for (uint32_t hi = 0; hi < (n == 1 ? 256u : 1u); hi++) { /* each v whose last bytes are the key's */
@@ -337,7 +344,7 @@ int sd__names_sub_explain(const struct sd_names *s, const uint8_t *name, const u
             uint32_t first;
             uint64_t last;
             sub_parts(fb + i, len, &first, &last);
-            uint64_t g = len < 8 ? sub_hash7(s, last, len) : sub_hash(s, first, last, len);
+            uint64_t g = sub_key_hash(s, first, last, len);
             const struct sslot *sl = sd__names_sub_find(s, g, name + i, len);
             size_t j = 0, at = sl ? (size_t)(sl - s->sub.slots) : 0;
             while (sl && j < nseen && seen[j] != at)
